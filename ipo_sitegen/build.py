@@ -1,0 +1,228 @@
+"""The build pipeline: config → discover → gate → render → write → audit → swap.
+
+`plan` runs every stage that reads and checks (so `sitegen check` shares it); `build` adds the
+writing, the audit and the swap. The CLI only parses options and calls these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from . import links
+from .config import Bundle, Config, load_config
+from .content import Page, Site
+from .discover import discover
+from .errors import BuildError, Problems, UsageError
+from .gate import Gate
+from .markup import LinkIndex, Rendered, default_workers, pygments_css, render_all
+from .nav import Navigation
+from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
+from .report import Reporter
+from .write import BundleWriter, clean_stale_staging, discard, staging_folder, swap_in
+
+
+@dataclass
+class Options:
+    bundles: tuple[str, ...] = ()  # empty: every configured bundle
+    out: Path | None = None
+    drafts: bool = False
+    strict: bool = False
+    jobs: int | None = None
+    audit: bool = True
+
+
+@dataclass
+class Plan:
+    """Everything known before writing: the checked site and each page's rendered body per bundle."""
+
+    config: Config
+    site: Site
+    gate: Gate
+    bundles: list[Bundle]
+    problems: Problems
+    rendered: dict[tuple[str, str], Rendered] = field(default_factory=dict)  # (source, bundle) -> body
+    attachments: dict[str, set[str]] = field(default_factory=dict)  # bundle -> attachment sources
+
+
+def build_date() -> date:
+    """Today, or the day of SOURCE_DATE_EPOCH so that embargo decisions are reproducible."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.strip().isdigit():
+        return datetime.fromtimestamp(int(epoch), tz=timezone.utc).date()
+    return date.today()
+
+
+def _select(config: Config, names: tuple[str, ...]) -> list[Bundle]:
+    known = [b.name for b in config.bundles]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"unknown bundle {', '.join(unknown)}; configured bundles: {', '.join(known)}")
+    return [b for b in config.bundles if not names or b.name in names]
+
+
+def _locate(page: Page, href: str) -> int | None:
+    """The file line where `href` is written in the page body (for error messages)."""
+    for offset, line in enumerate(page.body.split("\n")):
+        if href in line:
+            return page.body_line + offset
+    return None
+
+
+def plan(root: Path, options: Options, reporter: Reporter | None = None) -> Plan:
+    """Read, gate and render the site; raise BuildError with every problem when it has errors."""
+    reporter = reporter or Reporter(quiet=True)
+    config = load_config(root)
+    bundles = _select(config, options.bundles)
+    problems = Problems(root=config.root)
+    site = discover(config.content_dir, config.tiers, problems)
+    gate = Gate(config, site, problems, drafts=options.drafts, today=build_date())
+    result = Plan(config, site, gate, bundles, problems)
+
+    # Render each distinct gated text once, whichever bundles share it.
+    jobs: dict[str, tuple[str, str, str]] = {}
+    keys: dict[tuple[str, str], str] = {}
+    for bundle in bundles:
+        for page in gate.pages_for(bundle):
+            text = gate.text(page, bundle)
+            key = hashlib.sha256(f"{page.folder}\0{text}".encode()).hexdigest()
+            jobs.setdefault(key, (key, page.folder, text))
+            keys[(page.source, bundle.name)] = key
+    reporter.step(f"rendering {len(jobs)} distinct texts for {len(keys)} pages")
+    index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
+    rendered = render_all(sorted(jobs.values()), index, options.jobs or default_workers())
+    result.rendered = {pair: rendered[key] for pair, key in keys.items()}
+
+    reported: set[tuple[str, str, str]] = set()
+    for (source, bundle_name), body in sorted(result.rendered.items()):
+        page = site.pages[source]
+        for severity, href, message, hint in body.problems:
+            if (source, href, message) in reported:
+                continue
+            reported.add((source, href, message))
+            report = problems.error if severity == "error" else problems.warning
+            report(config.content_dir / source, _locate(page, href), message, hint)
+        for target in body.pages:
+            if not site.pages[target].published and (source, target, "draft") not in reported:
+                reported.add((source, target, "draft"))
+                problems.warning(config.content_dir / source, _locate(page, posixpath.basename(target)),
+                                 f"link to content/{target}, which is a draft or embargoed: only its text is kept",
+                                 "publish the target or remove the link")
+    for bundle in bundles:
+        wanted = {f for page in gate.pages_for(bundle) for f in result.rendered[(page.source, bundle.name)].files}
+        result.attachments[bundle.name] = {f for f in wanted if gate.attachment_allowed(site.attachments[f], bundle)}
+
+    if problems.has_errors(options.strict):
+        raise BuildError(problems.errors + (problems.warnings if options.strict else []), "content errors")
+    return result
+
+
+def _resolver(result: Plan, bundle: Bundle) -> links.Resolver:
+    site, gate, config = result.site, result.gate, result.config
+    here = result.attachments[bundle.name]
+
+    def resolve(kind: str, source: str) -> tuple[str, str, str]:
+        if kind == "page":
+            page = site.pages[source]
+            if gate.visible(page, bundle):
+                return "here", page.url, ""
+            low = gate.lowest_bundle(page)
+            if low is None:
+                return "missing", "", ""
+            return "locked", (low.base_url + page.url) if low.base_url else "", low.tier
+        attachment = site.attachments[source]
+        if source in here:
+            return "here", attachment.url, ""
+        low = next((b for b in config.bundles if gate.attachment_allowed(attachment, b) and b.rank > bundle.rank), None)
+        if low is None:
+            return "missing", "", ""
+        return "locked", (low.base_url + attachment.url) if low.base_url else "", low.tier
+
+    return resolve
+
+
+def _assets(writer: BundleWriter, config: Config) -> dict[str, str]:
+    """Theme CSS (with the code-highlighting styles) and JS, fingerprinted for long caching."""
+    static = theme_static_dir()
+    files = {
+        "css": ("style", "css", (static / "style.css").read_text(encoding="utf-8") + "\n/* Code highlighting (Pygments) */\n" + pygments_css() + "\n"),
+        "js": ("site", "js", (static / "site.js").read_text(encoding="utf-8")),
+    }
+    paths = {}
+    for name, (stem, ext, text) in files.items():
+        digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+        paths[name] = f"assets/{stem}.{digest}.{ext}"
+        writer.write(paths[name], text)
+    return paths
+
+
+def write_bundle(result: Plan, bundle: Bundle, writer: BundleWriter) -> int:
+    """Write every file of one bundle; return the number of pages."""
+    config, site, gate = result.config, result.site, result.gate
+    pages = gate.pages_for(bundle)
+    if config.static_dir.is_dir():
+        for path in sorted(config.static_dir.rglob("*")):
+            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+                writer.copy(path.relative_to(config.static_dir).as_posix(), path)
+    theme = ThemeRenderer(make_environment(config), config, bundle, Navigation(pages), _assets(writer, config))
+    resolve = _resolver(result, bundle)
+    labels: dict[str, list[Page]] = defaultdict(list)
+    for page in pages:
+        body = result.rendered[(page.source, bundle.name)]
+        html = links.finalize(body.html, page.url, resolve)
+        writer.write(page.url + "index.html", theme.page(page, html, body.toc))
+        for label in page.labels:
+            labels[label].append(page)
+    writer.write("labels/index.html", theme.labels_index(labels))
+    for label, tagged in sorted(labels.items()):
+        writer.write(label_url(label) + "index.html", theme.label(label, tagged))
+    for source in sorted(result.attachments[bundle.name]):
+        attachment = site.attachments[source]
+        writer.copy(attachment.url, config.content_dir / source)
+    writer.write("404.html", theme.not_found())
+    writer.write("sitemap.xml", theme.sitemap(pages))
+    writer.write("robots.txt", theme.robots())
+    return len(pages)
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    pages: dict[str, int]
+    seconds: float
+    warnings: list
+
+
+def build(root: Path, options: Options, reporter: Reporter | None = None) -> BuildResult:
+    """Build the selected bundles into `options.out` (default `ROOT/build`); all or nothing."""
+    reporter = reporter or Reporter(quiet=True)
+    started = time.perf_counter()
+    result = plan(root, options, reporter)
+    out = (options.out or result.config.root / "build").resolve()
+    clean_stale_staging(out)
+    staging = staging_folder(out)
+    counts: dict[str, int] = {}
+    try:
+        for bundle in result.bundles:
+            reporter.step(f"writing {bundle.name}")
+            writer = BundleWriter(staging / bundle.name)
+            counts[bundle.name] = write_bundle(result, bundle, writer)
+            writer.finish(bundle.name, bundle.tier)
+        if options.audit:
+            from .audit import audit_plan
+
+            reporter.step("auditing")
+            leaks = audit_plan(result, staging)
+            if leaks:
+                raise BuildError([leak.problem() for leak in leaks], "leaks found")
+        swap_in(staging, out, [b.name for b in result.bundles])
+    except BaseException:
+        discard(staging)
+        raise
+    return BuildResult(out, counts, time.perf_counter() - started, result.problems.warnings)

@@ -1,0 +1,170 @@
+"""Site configuration from `sitegen.toml`.
+
+Unknown keys and wrong types are errors that name the key: a typo such as `tier = "publc"` or
+`[bundle.public]` must never be silently ignored, because in a gated build a silent default can
+publish the wrong thing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BuildError, Problem, Problems
+
+CONFIG_NAME = "sitegen.toml"
+DEFAULT_TIERS = ("public", "registered", "internal")
+DEFAULT_BUNDLES = {"public": "public", "restricted": "registered", "internal": "internal"}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One output folder, built for one audience tier."""
+
+    name: str
+    tier: str
+    rank: int  # position of `tier` in the tier order: 0 is the least restricted
+    base_url: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    recent: int = 10
+    show_authors: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    title: str = "Documentation"
+    language: str = "en"
+    tiers: tuple[str, ...] = DEFAULT_TIERS
+    bundles: tuple[Bundle, ...] = ()
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+
+    @property
+    def content_dir(self) -> Path:
+        return self.root / "content"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def static_dir(self) -> Path:
+        return self.root / "static"
+
+    def bundle(self, name: str) -> Bundle:
+        for bundle in self.bundles:
+            if bundle.name == name:
+                return bundle
+        raise KeyError(name)
+
+    def fingerprint(self) -> str:
+        """A stable text of everything in the config that affects rendering (for caches)."""
+        return repr((self.title, self.language, self.tiers, self.bundles, self.history))
+
+
+# The schema: table -> key -> (type, required). Types are checked exactly (bool is not an int).
+_SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
+    "site": {"title": (str, False), "language": (str, False)},
+    "audiences": {"tiers": (list, False)},
+    "history": {"recent": (int, False), "show_authors": (bool, False)},
+}
+_BUNDLE_SCHEMA: dict[str, tuple[type, bool]] = {"tier": (str, True), "base_url": (str, False)}
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    valid = ", ".join(sorted(choices))
+    return f"did you mean '{close[0]}'? valid keys: {valid}" if close else f"valid keys: {valid}"
+
+
+def _type_name(kind: Any) -> str:
+    return {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a table"}.get(
+        kind, str(kind)
+    )
+
+
+def _check_table(data: Any, name: str, schema: dict[str, tuple[Any, bool]], where: str, problems: Problems) -> dict:
+    if not isinstance(data, dict):
+        problems.error(where, None, f"[{name}] must be a table")
+        return {}
+    for key, value in data.items():
+        if key not in schema:
+            problems.error(where, None, f"unknown key '{key}' in [{name}]", _suggest(key, list(schema)))
+            continue
+        kind, _ = schema[key]
+        if isinstance(value, bool) and kind is int or not isinstance(value, kind):
+            problems.error(where, None, f"'{name}.{key}' must be {_type_name(kind)}, not {value!r}")
+    for key, (_, required) in schema.items():
+        if required and key not in data:
+            problems.error(where, None, f"[{name}] is missing the required key '{key}'")
+    return data
+
+
+def load_config(root: Path) -> Config:
+    """Read and validate `root/sitegen.toml`; raise BuildError listing every problem."""
+    root = root.resolve()
+    path = root / CONFIG_NAME
+    problems = Problems(root=root)
+    if not path.is_file():
+        raise BuildError(
+            [Problem(CONFIG_NAME, None, f"no {CONFIG_NAME} in {root}", "run the command in a site folder, or create one with `sitegen init DIR`")]
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        line = getattr(exc, "lineno", None)
+        raise BuildError([Problem(CONFIG_NAME, line, f"invalid TOML: {exc}", "see https://toml.io for the syntax")]) from exc
+
+    known = set(_SCHEMA) | {"bundles"}
+    for key in raw:
+        if key not in known:
+            problems.error(CONFIG_NAME, None, f"unknown table or key '{key}'", _suggest(key, sorted(known)))
+
+    site = _check_table(raw.get("site", {}), "site", _SCHEMA["site"], CONFIG_NAME, problems)
+    audiences = _check_table(raw.get("audiences", {}), "audiences", _SCHEMA["audiences"], CONFIG_NAME, problems)
+    history = _check_table(raw.get("history", {}), "history", _SCHEMA["history"], CONFIG_NAME, problems)
+
+    tiers = tuple(audiences.get("tiers", DEFAULT_TIERS)) if isinstance(audiences.get("tiers", []), list) else DEFAULT_TIERS
+    if not tiers or not all(isinstance(t, str) and t.isidentifier() for t in tiers) or len(set(tiers)) != len(tiers):
+        problems.error(CONFIG_NAME, None, "'audiences.tiers' must be a non-empty list of distinct names", 'e.g. tiers = ["public", "registered", "internal"]')
+        tiers = DEFAULT_TIERS
+
+    raw_bundles = raw.get("bundles")
+    if raw_bundles is None:
+        raw_bundles = {name: {"tier": tier} for name, tier in DEFAULT_BUNDLES.items() if tier in tiers}
+    bundles: list[Bundle] = []
+    if not isinstance(raw_bundles, dict) or not raw_bundles:
+        problems.error(CONFIG_NAME, None, "[bundles] must hold at least one [bundles.NAME] table")
+        raw_bundles = {}
+    for name, table in sorted(raw_bundles.items(), key=lambda item: str(item[0])):
+        data = _check_table(table, f"bundles.{name}", _BUNDLE_SCHEMA, CONFIG_NAME, problems)
+        if not (isinstance(name, str) and name.replace("-", "").replace("_", "").isalnum()):
+            problems.error(CONFIG_NAME, None, f"bundle name '{name}' is not a plain folder name", "use letters, digits, '-' or '_'")
+            continue
+        tier = data.get("tier")
+        if isinstance(tier, str) and tier not in tiers:
+            problems.error(CONFIG_NAME, None, f"bundles.{name}.tier '{tier}' is not a tier", f"tiers are: {', '.join(tiers)}")
+            continue
+        base_url = data.get("base_url")
+        if isinstance(base_url, str) and base_url and not base_url.endswith("/"):
+            base_url += "/"
+        if isinstance(tier, str):
+            bundles.append(Bundle(name, tier, tiers.index(tier), base_url or None))
+    bundles.sort(key=lambda b: (b.rank, b.name))
+
+    if problems.has_errors():
+        raise BuildError(problems.errors)
+    return Config(
+        root=root,
+        title=site.get("title", "Documentation"),
+        language=site.get("language", "en"),
+        tiers=tiers,
+        bundles=tuple(bundles),
+        history=HistoryConfig(recent=history.get("recent", 10), show_authors=history.get("show_authors", True)),
+    )

@@ -1,0 +1,205 @@
+"""The gate: the one place that decides who may see what.
+
+Every other stage asks this module: which tier a page has (the most restrictive of its own
+`audience` and its sections', default deny), whether a page, a gated block or an attachment
+belongs in a bundle, and which bundle is the lowest that holds a page (for locked links).
+
+Block gating works on the Markdown *text*, before anything is rendered: a block
+`::: audience TIER` … `:::` that a bundle may not see is cut out, so it can never reach the
+HTML, the table of contents, the search index, a feed or a diff.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from .config import Bundle, Config
+from .content import Attachment, Page, Site
+from .errors import Problems
+
+_OPEN = re.compile(r"^:::\s*audience\s+(\S+)\s*$")
+_CLOSE = re.compile(r"^:::\s*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of body lines that needs at least tier `rank` to be seen (0: everyone)."""
+
+    text: str
+    rank: int
+    line: int  # file line where the segment starts
+    opens: str = ""  # tier name when this segment is the first line of a visible gated block
+    closes: bool = False
+
+
+@dataclass(frozen=True)
+class HiddenBlock:
+    """A gated block as source text, for the audit's list of what a bundle must not contain."""
+
+    text: str
+    rank: int
+    line: int
+
+
+def parse_blocks(page: Page, tiers: tuple[str, ...], problems: Problems, path: str) -> list[Segment]:
+    """Split a page body into segments by `::: audience` blocks; fenced code is never parsed."""
+    segments: list[Segment] = []
+    stack: list[tuple[int, int]] = []  # (rank, opening line)
+    fence: str | None = None
+    buffer: list[str] = []
+    start = page.body_line
+
+    def flush(next_line: int) -> None:
+        nonlocal buffer, start
+        if buffer:
+            segments.append(Segment("\n".join(buffer) + "\n", stack[-1][0] if stack else 0, start))
+        buffer, start = [], next_line
+
+    for offset, line in enumerate(page.body.split("\n")):
+        number = page.body_line + offset
+        if fence is None:
+            match = _FENCE.match(line)
+            if match:
+                fence = match.group(1)
+        elif line.strip().startswith(fence[0] * len(fence)) and not line.strip().strip(fence[0]):
+            fence = None
+            buffer.append(line)
+            continue
+        if fence is not None:
+            buffer.append(line)
+            continue
+        opening = _OPEN.match(line)
+        if opening:
+            flush(number + 1)
+            name = opening.group(1)
+            if name not in tiers:
+                problems.error(path, number, f"unknown audience '{name}' in gated block", f"use one of: {', '.join(tiers)}")
+                rank = len(tiers) - 1  # default deny while the error stands
+            else:
+                rank = tiers.index(name)
+            rank = max(rank, stack[-1][0] if stack else 0)
+            stack.append((rank, number))
+            segments.append(Segment("", rank, number, opens=tiers[rank]))
+        elif _CLOSE.match(line):
+            if not stack:
+                problems.error(path, number, "':::' closes a gated block that was never opened", "remove it, or open the block with '::: audience TIER'")
+                continue
+            flush(number + 1)
+            rank, _ = stack[-1]
+            segments.append(Segment("", rank, number, closes=True))
+            stack.pop()
+        else:
+            buffer.append(line)
+    flush(0)
+    for rank, line in stack:
+        problems.error(path, line, f"gated block '::: audience {tiers[rank]}' is never closed", "add a line ':::' where the block ends")
+    return segments
+
+
+def text_for(segments: list[Segment], rank: int) -> str:
+    """The Markdown a reader of tier `rank` may see; visible blocks are wrapped in a marked <div>."""
+    parts: list[str] = []
+    for segment in segments:
+        if segment.rank > rank:
+            continue
+        if segment.opens:
+            parts.append(f'\n<div class="gated" data-audience="{segment.opens}" markdown="1">\n\n')
+        elif segment.closes:
+            parts.append("\n</div>\n\n")
+        else:
+            parts.append(segment.text)
+    return "".join(parts)
+
+
+def hidden_blocks(segments: list[Segment], rank: int) -> list[HiddenBlock]:
+    """The gated passages that a reader of tier `rank` must not see."""
+    return [HiddenBlock(s.text, s.rank, s.line) for s in segments if s.rank > rank and s.text]
+
+
+class Gate:
+    """Decides, once per build, the tier of every page and what each bundle holds."""
+
+    def __init__(self, config: Config, site: Site, problems: Problems, *, drafts: bool = False, today: date | None = None) -> None:
+        self.config = config
+        self.site = site
+        self.tiers = config.tiers
+        self.most_restricted = len(self.tiers) - 1
+        self.segments: dict[str, list[Segment]] = {}
+        self._resolve(problems, drafts, today or date.today())
+        self._folder_floor: dict[str, int] = {}
+        for page in self.site.pages.values():
+            if page.published:
+                self._folder_floor[page.folder] = min(page.rank, self._folder_floor.get(page.folder, page.rank))
+
+    # -- pages ---------------------------------------------------------------------------
+    def _resolve(self, problems: Problems, drafts: bool, today: date) -> None:
+        content = self.config.content_dir
+        for source in sorted(self.site.pages):
+            page = self.site.pages[source]
+            path = content / source
+            self.segments[source] = parse_blocks(page, self.tiers, problems, path)
+            chain = self.site.section_chain(page)
+            page.published = drafts or all(self._live(p, today) for p in [*chain, page])
+            if page.is_home:
+                page.rank = 0  # the home of every bundle; its audience does not cascade
+                continue
+            declared = [(self.tiers.index(p.audience), p) for p in chain if p.audience in self.tiers]
+            floor = max((rank for rank, _ in declared), default=None)
+            if page.audience in self.tiers:
+                own = self.tiers.index(page.audience)
+                if floor is not None and own < floor:
+                    section = max(declared, key=lambda item: item[0])[1]
+                    problems.warning(path, page.line_of("audience"),
+                                     f"audience '{page.audience}' is less restrictive than its section "
+                                     f"content/{section.source} ('{self.tiers[floor]}'); the page gets '{self.tiers[floor]}'",
+                                     f"set 'audience: {self.tiers[floor]}' or move the page")
+                page.rank = max(own, floor if floor is not None else own)
+            elif floor is not None:
+                page.rank = floor
+            elif page.synthetic:
+                page.rank = -1  # decided below from what the folder holds
+            else:
+                page.rank = self.most_restricted  # default deny
+        # A folder without _index.md is as visible as the most visible page inside it.
+        for source, page in sorted(self.site.pages.items(), key=lambda item: -item[0].count("/")):
+            if page.synthetic:
+                inside = [p.rank for p in self.site.pages.values()
+                          if p is not page and p.source.startswith(page.folder + "/") and p.rank >= 0 and p.published]
+                page.rank = min(inside, default=self.most_restricted)
+
+    @staticmethod
+    def _live(page: Page, today: date) -> bool:
+        if page.draft:
+            return False
+        if page.publish_date is not None and page.publish_date > today:
+            return False
+        return not (page.expiry_date is not None and page.expiry_date < today)
+
+    def visible(self, page: Page, bundle: Bundle) -> bool:
+        return page.published and page.rank <= bundle.rank
+
+    def pages_for(self, bundle: Bundle) -> list[Page]:
+        return [p for _, p in sorted(self.site.pages.items()) if self.visible(p, bundle)]
+
+    def lowest_bundle(self, page: Page) -> Bundle | None:
+        """The least restricted bundle that holds `page` (the target of a locked link)."""
+        return next((b for b in self.config.bundles if self.visible(page, b)), None)
+
+    def text(self, page: Page, bundle: Bundle) -> str:
+        """The page body as the readers of `bundle` may see it."""
+        return text_for(self.segments[page.source], bundle.rank)
+
+    def hidden(self, page: Page, bundle: Bundle) -> list[HiddenBlock]:
+        return hidden_blocks(self.segments[page.source], bundle.rank)
+
+    # -- attachments ---------------------------------------------------------------------
+    def attachment_floor(self, attachment: Attachment) -> int:
+        """An attachment is never more visible than the most visible page in its folder."""
+        return self._folder_floor.get(attachment.folder, self.most_restricted)
+
+    def attachment_allowed(self, attachment: Attachment, bundle: Bundle) -> bool:
+        """May `bundle` hold this attachment if one of its pages references it?"""
+        return self.attachment_floor(attachment) <= bundle.rank

@@ -1,0 +1,173 @@
+"""Markdown → HTML with Python-Markdown, and the link rewriting that makes bundles relocatable.
+
+Links are resolved here against the *source* tree (`../deploy/keys.md#step-2`) and replaced by
+markers (`sitegen:page:deploy/keys.md#step-2`, `sitegen:file:deploy/diagram.png`). Whether a
+target is in a given bundle is not known at this stage — the same rendered text serves every
+bundle that sees the same gated text — so `links.finalize` turns markers into relative URLs or
+locked links per bundle, asking the gate.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+from xml.etree.ElementTree import Element
+
+import markdown
+from markdown.extensions import Extension
+from markdown.treeprocessors import Treeprocessor
+from pygments.formatters import HtmlFormatter
+
+PAGE_MARK = "sitegen:page:"
+FILE_MARK = "sitegen:file:"
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+EXTENSIONS = ["tables", "fenced_code", "codehilite", "toc", "admonition", "attr_list", "footnotes", "def_list", "md_in_html", "sane_lists"]
+EXTENSION_CONFIGS = {
+    "codehilite": {"css_class": "highlight", "guess_lang": False},
+    "toc": {"permalink": "#", "permalink_title": "Link to this section"},
+    "footnotes": {"BACKLINK_TITLE": "Back to the text"},
+}
+
+
+@dataclass(frozen=True)
+class LinkIndex:
+    """Which source paths exist: every page (published or not) and every attachment."""
+
+    pages: frozenset[str]
+    files: frozenset[str]
+
+
+@dataclass
+class Rendered:
+    """One gated text rendered once; shared by every bundle that sees the same text."""
+
+    html: str
+    toc: list[dict]
+    pages: list[str] = field(default_factory=list)  # page sources it links to
+    files: list[str] = field(default_factory=list)  # attachment sources it references
+    problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # (severity, href, message, hint)
+
+
+def resolve_target(folder: str, href: str, index: LinkIndex) -> tuple[str, str] | tuple[None, str]:
+    """Map a relative href written in `folder` to a marker, or (None, error message)."""
+    path, _, fragment = href.partition("#")
+    path = unquote(path)
+    joined = posixpath.normpath(posixpath.join(folder, path)) if path else ""
+    if joined == ".." or joined.startswith("../") or "\\" in path:
+        return None, "link leaves the content folder"
+    if joined == ".":
+        joined = ""
+    suffix = f"#{fragment}" if fragment else ""
+    candidates = [joined] if joined.endswith(".md") else [joined, posixpath.join(joined, "_index.md") if joined else "_index.md"]
+    for candidate in candidates:
+        if candidate in index.pages:
+            return PAGE_MARK + quote(candidate) + suffix, candidate
+        if candidate in index.files:
+            return FILE_MARK + quote(candidate), candidate
+    return None, "link to a page or file that does not exist"
+
+
+class _LinkRewriter(Treeprocessor):
+    def __init__(self, md: markdown.Markdown, state: "_State") -> None:
+        super().__init__(md)
+        self.state = state
+
+    def run(self, root: Element) -> None:
+        for element in root.iter():
+            attribute = {"a": "href", "img": "src"}.get(element.tag)
+            if attribute:
+                self._rewrite(element, attribute)
+
+    def _rewrite(self, element: Element, attribute: str) -> None:
+        href = element.get(attribute)
+        if not href or href.startswith("#") or _SCHEME.match(href) or href.startswith("//"):
+            return
+        state = self.state
+        if href.startswith("/"):
+            state.rendered.problems.append(("warning", href, "absolute link breaks when the bundle is mounted under a sub-path", "link to the .md file with a relative path"))
+            return
+        marker, target = resolve_target(state.folder, href, state.index)
+        if marker is None:
+            state.rendered.problems.append(("error", href, f"{target}: '{href}'", "check the file name and the relative path ('../' goes up one folder)"))
+            return
+        element.set(attribute, marker)
+        (state.rendered.pages if marker.startswith(PAGE_MARK) else state.rendered.files).append(target)
+
+
+class _State:
+    folder = ""
+    index = LinkIndex(frozenset(), frozenset())
+    rendered = Rendered("", [])
+
+
+class _LinkExtension(Extension):
+    def __init__(self, state: _State) -> None:
+        super().__init__()
+        self.state = state
+
+    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 (Python-Markdown's name)
+        # After inline patterns (which create the <a>/<img>), before the toc and prettify steps.
+        md.treeprocessors.register(_LinkRewriter(md, self.state), "sitegen-links", 7)
+
+
+class Renderer:
+    """A reusable Python-Markdown instance; `render` is pure given (folder, text, index)."""
+
+    def __init__(self, index: LinkIndex) -> None:
+        self.state = _State()
+        self.state.index = index
+        self.md = markdown.Markdown(extensions=[*EXTENSIONS, _LinkExtension(self.state)], extension_configs=EXTENSION_CONFIGS, output_format="html")
+
+    def render(self, folder: str, text: str) -> Rendered:
+        self.state.folder = folder
+        self.state.rendered = rendered = Rendered("", [])
+        self.md.reset()
+        rendered.html = self.md.convert(text)
+        rendered.toc = getattr(self.md, "toc_tokens", [])
+        rendered.pages = sorted(set(rendered.pages))
+        rendered.files = sorted(set(rendered.files))
+        return rendered
+
+
+def pygments_css() -> str:
+    return HtmlFormatter(style="friendly").get_style_defs(".highlight")
+
+
+_worker: Renderer | None = None
+
+
+def _init_worker(index: LinkIndex) -> None:
+    global _worker
+    _worker = Renderer(index)
+
+
+def _render_chunk(chunk: list[tuple[str, str, str]]) -> list[tuple[str, Rendered]]:
+    assert _worker is not None
+    return [(key, _worker.render(folder, text)) for key, folder, text in chunk]
+
+
+# Below this many texts, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 48
+
+
+def render_all(jobs: list[tuple[str, str, str]], index: LinkIndex, workers: int) -> dict[str, Rendered]:
+    """Render (key, folder, text) jobs, over processes when the site is large enough."""
+    if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
+        renderer = Renderer(index)
+        return {key: renderer.render(folder, text) for key, folder, text in jobs}
+    size = max(8, min(64, len(jobs) // (workers * 4) or 1))
+    chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    results: dict[str, Rendered] = {}
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(index,)) as pool:
+        for chunk in pool.map(_render_chunk, chunks):
+            results.update(chunk)
+    return results
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1

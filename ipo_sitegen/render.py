@@ -1,0 +1,151 @@
+"""Jinja2 theme rendering: pages, section indexes, label pages, 404, sitemap and robots.txt.
+
+The environment autoescapes and uses StrictUndefined (a typo in a template is an error, not an
+empty string). A site overrides any built-in template by a file of the same name in `templates/`.
+Everything handed to templates comes from one bundle's pages: a template cannot print what the
+bundle does not hold, because it is never given it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from .config import Bundle, Config
+from .content import Page
+from .discover import slugify
+from .links import relative_url
+from .nav import Navigation
+
+
+def make_environment(config: Config) -> Environment:
+    loaders = [FileSystemLoader(str(config.templates_dir))] if config.templates_dir.is_dir() else []
+    loaders.append(PackageLoader("ipo_sitegen", "theme/templates"))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(["html", "xml"], default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env
+
+
+def label_url(label: str) -> str:
+    return f"labels/{slugify(label)}/"
+
+
+@dataclass
+class PageView:
+    """What a template may know of a page, with URLs already relative to the page being written."""
+
+    title: str
+    href: str
+    summary: str
+    tier: str
+    locked: bool
+    labels: list[tuple[str, str]]
+
+
+class ThemeRenderer:
+    """Renders the pages of one bundle; every URL it produces is relative to the current page."""
+
+    def __init__(self, env: Environment, config: Config, bundle: Bundle, nav: Navigation, assets: dict[str, str]) -> None:
+        self.env = env
+        self.config = config
+        self.bundle = bundle
+        self.nav = nav
+        self.assets = assets
+
+    def _site(self) -> dict[str, Any]:
+        return {"title": self.config.title, "language": self.config.language, "bundle": self.bundle.name,
+                "tier": self.bundle.tier, "tiers": self.config.tiers, "base_url": self.bundle.base_url}
+
+    def view(self, page: Page, here: str) -> PageView:
+        return PageView(
+            title=page.title, href=relative_url(here, page.url), summary=page.summary,
+            tier=self.config.tiers[page.rank], locked=page.rank > 0,
+            labels=[(label, relative_url(here, label_url(label))) for label in page.labels],
+        )
+
+    def common(self, here: str, title: str) -> dict[str, Any]:
+        depth = here.count("/")
+        root = "../" * depth
+        return {
+            "site": self._site(), "root": root or "./", "title": title,
+            "assets": {name: root + path for name, path in self.assets.items()},
+            "home": relative_url(here, ""),
+        }
+
+    def page(self, page: Page, content: str, toc: list[dict], extra: dict[str, Any] | None = None) -> str:
+        here = page.url
+        sidebar = self.nav.sidebar(page)
+        previous, following = self.nav.neighbours(page)
+        context = self.common(here, page.title)
+        context.update(
+            page=self.view(page, here),
+            content=Markup(content),
+            toc=toc,
+            breadcrumbs=[self.view(p, here) for p in self.nav.ancestors(page)],
+            sidebar={
+                "ancestors": [self.view(p, here) for p in sidebar.ancestors],
+                "items": [{"page": self.view(i.page, here), "current": i.current,
+                           "children": [self.view(c.page, here) for c in i.children]} for i in sidebar.items],
+                "hidden_before": sidebar.hidden_before, "hidden_after": sidebar.hidden_after,
+                "section": self.view(sidebar.section, here) if sidebar.section else None,
+            },
+            previous=self.view(previous, here) if previous else None,
+            next=self.view(following, here) if following else None,
+            children=[self.view(p, here) for p in self.nav.children_of(page)],
+            updated=None,
+            recent=[],
+        )
+        if extra:
+            context.update(extra)
+        template = "home.html" if page.is_home else "section.html" if page.is_index else "page.html"
+        return self.env.get_template(template).render(context)
+
+    def labels_index(self, labels: dict[str, list[Page]]) -> str:
+        here = "labels/"
+        context = self.common(here, "Labels")
+        context["labels"] = [{"name": name, "href": relative_url(here, label_url(name)), "count": len(pages)}
+                             for name, pages in sorted(labels.items(), key=lambda item: item[0].casefold())]
+        return self.env.get_template("labels.html").render(context)
+
+    def label(self, name: str, pages: list[Page]) -> str:
+        here = label_url(name)
+        context = self.common(here, f"Label: {name}")
+        context.update(label=name, pages=[self.view(p, here) for p in sorted(pages, key=lambda p: (p.title.casefold(), p.source))],
+                       all_labels=relative_url(here, "labels/"))
+        return self.env.get_template("label.html").render(context)
+
+    def not_found(self) -> str:
+        # Served by web servers at any depth: with a base_url, links are absolute to it.
+        context = self.common("", "Page not found")
+        if self.bundle.base_url:
+            context["root"] = self.bundle.base_url
+            context["home"] = self.bundle.base_url
+            context["assets"] = {name: self.bundle.base_url + path for name, path in self.assets.items()}
+        return self.env.get_template("404.html").render(context)
+
+    def sitemap(self, pages: list[Page]) -> str:
+        base = self.bundle.base_url or ""
+        return self.env.get_template("sitemap.xml").render(urls=[base + p.url for p in sorted(pages, key=lambda p: p.url)])
+
+    def robots(self) -> str:
+        if self.bundle.rank == 0:
+            lines = ["User-agent: *", "Allow: /"]
+            if self.bundle.base_url:
+                lines.append(f"Sitemap: {self.bundle.base_url}sitemap.xml")
+        else:
+            lines = [f"# {self.bundle.name}: for {self.bundle.tier} readers only; never index it.", "User-agent: *", "Disallow: /"]
+        return "\n".join(lines) + "\n"
+
+
+def theme_static_dir() -> Path:
+    return Path(__file__).parent / "theme" / "static"

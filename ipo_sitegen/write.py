@@ -1,0 +1,81 @@
+"""Writing bundles: a staging folder per run, a manifest per bundle, and a whole-folder swap.
+
+Nothing is written into `build/<bundle>` directly. A run writes every bundle under a staging
+folder next to it; only when all bundles are built and audited are they swapped in, one rename
+each. A failed, interrupted or killed build leaves the previous output exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+STAGING_PREFIX = ".sitegen-staging-"
+
+
+class BundleWriter:
+    """Writes the files of one bundle into its staging folder and remembers their hashes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.hashes: dict[str, str] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, path: str, data: str | bytes) -> None:
+        clean = posixpath.normpath(path)
+        if clean.startswith(("../", "/")) or clean in ("..", ".") or "\\" in clean:
+            raise ValueError(f"refusing to write outside the bundle: {path!r}")
+        if clean in self.hashes:
+            raise ValueError(f"two outputs for the same file: {clean}")
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        target = self.folder / clean
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(payload)
+        self.hashes[clean] = hashlib.sha256(payload).hexdigest()
+
+    def copy(self, path: str, source: Path) -> None:
+        self.write(path, source.read_bytes())
+
+    def finish(self, bundle: str, tier: str) -> None:
+        """Write manifest.json: every file of the bundle with its SHA-256, sorted."""
+        manifest = {"bundle": bundle, "tier": tier, "files": dict(sorted(self.hashes.items()))}
+        self.write("manifest.json", json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+
+
+def staging_folder(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+
+
+def swap_in(staging: Path, out: Path, names: list[str]) -> None:
+    """Replace `out/NAME` by `staging/NAME` for each bundle, then remove what was replaced."""
+    retired = staging / ".previous"
+    retired.mkdir()
+    for name in names:
+        target = out / name
+        if target.exists() or target.is_symlink():
+            os.replace(target, retired / name)
+        os.replace(staging / name, target)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def discard(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def clean_stale_staging(out: Path, older_than: float = 3600.0) -> None:
+    """Remove staging folders left by killed runs (they never held a swapped-in bundle).
+
+    Only old ones: a young staging folder may belong to a build running right now.
+    """
+    if out.is_dir():
+        now = time.time()
+        for child in out.iterdir():
+            if child.name.startswith(STAGING_PREFIX) and child.is_dir() and now - child.stat().st_mtime > older_than:
+                shutil.rmtree(child, ignore_errors=True)
