@@ -1,3 +1,306 @@
-"""placeholder"""
-def audit_plan(plan, staging):
-    return []
+"""The leak gate: verify built bundles against everything above their tier.
+
+Filtering is not enough — generators that filter correctly still leak through search indexes,
+sitemaps, feeds, tables of contents and link titles — so every bundle is checked *after* it is
+written, by a stage that shares nothing with the renderer but the gate's decisions.
+
+For one bundle we gather fingerprints of the material it may not see: titles, headings, URL
+paths and slugs, summaries, labels, word shingles of hidden pages and hidden blocks, attachment
+hashes and any extra secrets (commit subjects of history the bundle may not show). Anything that
+also occurs in material the bundle *may* see (a shared disclaimer, a common heading, the theme's
+own words, the URL of a deliberate locked link) is struck out. Then every file of the bundle is
+decoded as a browser would (HTML entities, attributes, JSON and JS string escapes, percent-encoded
+URLs) and scanned. Matching is by hashed token n-grams in sets: linear in the size of the site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Iterable, Iterator
+from urllib.parse import unquote
+
+from .config import Bundle, Config
+from .content import Site
+from .errors import Problem
+from .gate import Gate
+from .markup import LinkIndex, resolve_target
+
+SHINGLE = 6  # words in a body shingle: long enough to be distinctive, short enough to catch a sentence
+MIN_SINGLE = 5  # a one-word title or label is a fingerprint only if at least this long
+_WORD = re.compile(r"\w+")
+_HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)|(?:href|src)\s*=\s*[\"']([^\"']+)[\"']")
+_TAG = re.compile(r"<[^>]*>")
+_JS_STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'')
+_BLOCK_TAGS = {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "tr", "table", "section",
+               "article", "nav", "header", "footer", "aside", "main", "pre", "br", "dt", "dd", "title", "entry",
+               "summary", "content", "loc", "url", "option", "blockquote", "figcaption", "hr", "body", "head"}
+
+
+def tokens(text: str) -> list[str]:
+    """Words as a reader would compare them: Unicode-normalised, case- and accent-insensitive."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)) if not text.isascii() else text
+    return _WORD.findall(text.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class Leak:
+    bundle: str
+    file: str
+    fragment: str
+    origin: str  # the source (page, block or commit) the fragment belongs to
+    kind: str
+
+    def problem(self) -> Problem:
+        return Problem(f"{self.bundle}/{self.file}", None,
+                       f"LEAK: {self.kind} of {self.origin} found: \"{self.fragment}\"",
+                       f"material above the '{self.bundle}' bundle's tier must never reach it; find what put it there")
+
+
+@dataclass
+class Fingerprints:
+    """Hashed token n-grams of secret material, with where each came from."""
+
+    vocab: dict[str, int] = field(default_factory=dict)
+    phrases: dict[int, tuple[str, str]] = field(default_factory=dict)  # hash -> (origin, kind)
+    lengths: dict[int, set[int]] = field(default_factory=dict)  # first token id -> n-gram lengths
+    hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> origin of secret attachment
+
+    def ids(self, words: list[str], grow: bool) -> list[int]:
+        vocab = self.vocab
+        if grow:
+            return [vocab.setdefault(w, len(vocab)) for w in words]
+        return [vocab.get(w, -1) for w in words]
+
+    def add(self, text: str, origin: str, kind: str, whole: bool = True) -> None:
+        words = tokens(text)
+        if not words:
+            return
+        ids = self.ids(words, grow=True)
+        if whole and len(ids) <= SHINGLE:
+            if len(ids) == 1 and len(words[0]) < MIN_SINGLE:
+                return
+            self._add(tuple(ids), origin, kind)
+        for i in range(len(ids) - SHINGLE + 1):
+            self._add(tuple(ids[i : i + SHINGLE]), origin, kind)
+
+    def _add(self, gram: tuple[int, ...], origin: str, kind: str) -> None:
+        self.phrases.setdefault(hash(gram), (origin, kind))
+        self.lengths.setdefault(gram[0], set()).add(len(gram))
+
+    def matches(self, words: list[str]) -> Iterator[tuple[int, int, tuple[str, str]]]:
+        """(start, length, origin) of every secret n-gram in `words`."""
+        ids = self.ids(words, grow=False)
+        lengths, phrases = self.lengths, self.phrases
+        for i, first in enumerate(ids):
+            wanted = lengths.get(first)
+            if wanted is None:
+                continue
+            for n in wanted:
+                gram = ids[i : i + n]
+                if len(gram) == n:
+                    found = phrases.get(hash(tuple(gram)))
+                    if found is not None:
+                        yield i, n, found
+
+    def allow(self, text: str) -> None:
+        """Strike out every fingerprint that also occurs in material the bundle may see."""
+        for start, length, _ in list(self.matches(tokens(text))):
+            words = tokens(text)[start : start + length]
+            self.phrases.pop(hash(tuple(self.ids(words, grow=False))), None)
+
+
+def _link_targets(text: str) -> Iterable[str]:
+    for match in _LINK.finditer(text):
+        yield match.group(1) or match.group(2)
+
+
+def _theme_text() -> str:
+    """The built-in theme's own words ("On this page", "Labels"…) are never a leak.
+
+    A site's template overrides are not counted: a title typed into an override is a leak.
+    """
+    folder = Path(__file__).parent / "theme" / "templates"
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*")) if p.is_file())
+
+
+def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, extra: Iterable[tuple[str, str, str]] = ()) -> Fingerprints:
+    """Fingerprints of everything `bundle` must not contain, minus what it legitimately shows."""
+    prints = Fingerprints()
+    index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
+    top = config.bundles[-1] if config.bundles else bundle
+    visible = [p for _, p in sorted(site.pages.items()) if gate.visible(p, bundle)]
+    allowed_files: set[str] = set()
+    allowed_text: list[str] = [config.title, bundle.name, bundle.tier, " ".join(config.tiers), _theme_text()]
+
+    for source, page in sorted(site.pages.items()):
+        origin = f"content/{source}"
+        if page.rank > bundle.rank:
+            full = gate.text(page, top)
+            prints.add(page.title, origin, "title")
+            prints.add(page.summary, origin, "summary")
+            prints.add(page.url.replace("/", " "), origin, "URL")
+            if page.slug:
+                prints.add(page.slug, origin, "slug")
+            for heading in _HEADING.findall(full):
+                prints.add(heading, origin, "heading")
+            prints.add(full, origin, "text", whole=False)
+            for label in page.labels:
+                prints.add(label, origin, "label")
+        elif gate.visible(page, bundle):
+            for block in gate.hidden(page, bundle):
+                where = f"{origin}:{block.line} ({config.tiers[block.rank]} block)"
+                for heading in _HEADING.findall(block.text):
+                    prints.add(heading, where, "heading")
+                prints.add(block.text, where, "text")
+    for origin, text, kind in extra:
+        prints.add(text, origin, kind)
+
+    for page in visible:
+        text = gate.text(page, bundle)
+        allowed_text += [page.title, page.summary, page.url.replace("/", " "), " ".join(page.labels), text]
+        for href in _link_targets(text):
+            marker, target = resolve_target(page.folder, href, index)
+            if marker is None:
+                continue
+            if target in site.attachments:
+                if gate.attachment_allowed(site.attachments[target], bundle):
+                    allowed_files.add(target)
+            elif target in site.pages:
+                allowed_text.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
+    for text in allowed_text:
+        prints.allow(text)
+
+    shown = {site.attachments[s].sha256 for s in allowed_files}
+    for source, attachment in sorted(site.attachments.items()):
+        if source not in allowed_files and attachment.sha256 not in shown:
+            prints.hashes.setdefault(attachment.sha256, f"content/{source}")
+    return prints
+
+
+class _Extractor(HTMLParser):
+    """Text (as one stream, split at block elements) and attribute values of an HTML/XML file."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.attributes: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+        self.attributes.extend(value for _, value in attrs if value)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def _segments(name: str, data: bytes) -> list[str]:
+    """Decode a bundle file into the strings a reader or a script could get out of it."""
+    text = data.decode("utf-8", errors="replace")
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    segments = [text]
+    if suffix in ("html", "htm", "xml", "svg", "xhtml", "rss", "atom"):
+        parser = _Extractor()
+        parser.feed(text)
+        parser.close()
+        body = "".join(parser.parts)
+        segments = [body, _TAG.sub("", html.unescape(body))]  # escaped HTML inside XML (feeds)
+        segments += [unquote(html.unescape(v)) for v in parser.attributes]
+    elif suffix == "json":
+        try:
+            segments += list(_json_strings(json.loads(text)))
+        except ValueError:
+            pass
+    elif suffix in ("js", "mjs"):
+        for literal in _JS_STRING.findall(text):
+            try:
+                segments.append(json.loads('"' + literal[1:-1].replace('\\\'', "'") + '"'))
+            except ValueError:
+                segments.append(literal)
+    return segments
+
+
+def _json_strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+        yield unquote(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_strings(item)
+
+
+def scan_bundle(folder: Path, bundle: Bundle, prints: Fingerprints) -> list[Leak]:
+    """Every leak in the files of a built bundle, one per (file, origin, kind)."""
+    leaks: dict[tuple[str, str, str], Leak] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in prints.hashes:
+            origin = prints.hashes[digest]
+            leaks[(name, origin, "attachment")] = Leak(bundle.name, name, f"file with SHA-256 {digest[:16]}…", origin, "attachment")
+        if b"\x00" in data[:1024]:
+            continue  # binary: the hash check above is all that applies
+        for segment in _segments(name, data):
+            words = tokens(segment)
+            for start, length, (origin, kind) in prints.matches(words):
+                key = (name, origin, kind)
+                if key not in leaks:
+                    leaks[key] = Leak(bundle.name, name, " ".join(words[start : start + length]), origin, kind)
+    return sorted(leaks.values(), key=lambda leak: (leak.file, leak.origin, leak.kind))
+
+
+def audit_plan(plan, staging: Path, extra: dict[str, list[tuple[str, str, str]]] | None = None) -> list[Leak]:
+    """Audit every bundle just written under `staging` by `build`."""
+    leaks: list[Leak] = []
+    for bundle in plan.bundles:
+        prints = fingerprints_for(plan.config, plan.site, plan.gate, bundle, (extra or {}).get(bundle.name, ()))
+        leaks += scan_bundle(staging / bundle.name, bundle, prints)
+    return leaks
+
+
+def audit_folders(root: Path, folders: list[Path]) -> tuple[list[Leak], list[str]]:
+    """`sitegen audit DIR…`: check built bundles (each names itself in manifest.json) against the site.
+
+    Returns the leaks and the notes about files that differ from their manifest.
+    """
+    from .build import read_site
+
+    config, site, gate, _ = read_site(root)
+    leaks: list[Leak] = []
+    notes: list[str] = []
+    for folder in folders:
+        manifest_path = folder / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            bundle = config.bundle(manifest["bundle"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"{folder} is not a bundle built from this site ({exc}); pass a folder like build/public") from exc
+        listed = manifest.get("files", {})
+        for name, digest in sorted(listed.items()):
+            path = folder / name
+            if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+                notes.append(f"{folder.name}/{name}: differs from manifest.json (changed or removed after the build)")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            name = path.relative_to(folder).as_posix()
+            if name != "manifest.json" and name not in listed:
+                notes.append(f"{folder.name}/{name}: not in manifest.json (added after the build)")
+        leaks += scan_bundle(folder, bundle, fingerprints_for(config, site, gate, bundle))
+    return leaks, notes

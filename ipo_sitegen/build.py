@@ -75,14 +75,20 @@ def _locate(page: Page, href: str) -> int | None:
     return None
 
 
+def read_site(root: Path, drafts: bool = False) -> tuple[Config, Site, Gate, Problems]:
+    """Config, content and the gate's decisions: all that is needed to know who may see what."""
+    config = load_config(root)
+    problems = Problems(root=config.root)
+    site = discover(config.content_dir, config.tiers, problems)
+    gate = Gate(config, site, problems, drafts=drafts, today=build_date())
+    return config, site, gate, problems
+
+
 def plan(root: Path, options: Options, reporter: Reporter | None = None) -> Plan:
     """Read, gate and render the site; raise BuildError with every problem when it has errors."""
     reporter = reporter or Reporter(quiet=True)
-    config = load_config(root)
+    config, site, gate, problems = read_site(root, options.drafts)
     bundles = _select(config, options.bundles)
-    problems = Problems(root=config.root)
-    site = discover(config.content_dir, config.tiers, problems)
-    gate = Gate(config, site, problems, drafts=options.drafts, today=build_date())
     result = Plan(config, site, gate, bundles, problems)
 
     # Render each distinct gated text once, whichever bundles share it.

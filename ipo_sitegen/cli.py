@@ -23,11 +23,11 @@ def _print_problems(problems: list[Problem], reporter: Reporter) -> None:
         click.echo(problem.format(), err=True)
 
 
-def _fail(error: BuildError) -> None:
+def _fail(error: BuildError, outcome: str = "Nothing was written; the previous output is untouched.") -> None:
     for problem in error.problems:
         click.echo(problem.format(), err=True)
     errors = sum(1 for p in error.problems if p.severity == "error") or len(error.problems)
-    click.echo(f"Failed: {errors} problem(s) ({error}). Nothing was written; the previous output is untouched.", err=True)
+    click.echo(f"Failed: {errors} problem(s) ({error}). {outcome}", err=True)
     sys.exit(1)
 
 
@@ -104,6 +104,36 @@ def check(root, bundles, drafts, strict, jobs, quiet, verbose) -> None:
         return
     _print_problems(result.problems.warnings, reporter)
     reporter.info(f"OK: {len(result.site.pages)} pages, {len(result.site.attachments)} attachments, no errors.")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.option("--root", type=click.Path(file_okay=False), help="Site folder (default: the current folder).")
+def audit(folders, root) -> None:
+    """Check built bundles for material above their tier (default: every bundle in build/).
+
+    Each FOLDER is a built bundle such as build/public; its manifest.json says which bundle it is.
+    Every file is scanned for titles, headings, sentences, URLs and attachments of pages and blocks
+    the bundle may not show. Exit 1 on any leak. `sitegen build` runs this automatically.
+    """
+    from .audit import audit_folders
+
+    site_root = _site_root(root)
+    paths = [Path(f) for f in folders] or sorted(p.parent for p in (site_root / "build").glob("*/manifest.json"))
+    if not paths:
+        raise click.UsageError("no bundle to audit: build first (sitegen build) or pass a folder like build/public")
+    try:
+        leaks, notes = audit_folders(site_root, paths)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except BuildError as exc:
+        _fail(exc)
+        return
+    for note in notes:
+        click.echo(f"warning: {note}", err=True)
+    if leaks:
+        _fail(BuildError([leak.problem() for leak in leaks], "leaks found"), "Do not publish these bundles.")
+    click.echo(f"Audit passed: {', '.join(p.name for p in paths)} hold nothing above their tier.")
 
 
 @main.command(context_settings=CONTEXT)
