@@ -30,6 +30,7 @@ from .config import Bundle, Config
 from .content import Site
 from .errors import Problem
 from .gate import Gate
+from .history import History, read_git
 from .markup import LinkIndex, resolve_target
 
 SHINGLE = 6  # words in a body shingle: long enough to be distinctive, short enough to catch a sentence
@@ -132,8 +133,12 @@ def _theme_text() -> str:
     return "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*")) if p.is_file())
 
 
-def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, extra: Iterable[tuple[str, str, str]] = ()) -> Fingerprints:
-    """Fingerprints of everything `bundle` must not contain, minus what it legitimately shows."""
+def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, history: History | None = None) -> Fingerprints:
+    """Fingerprints of everything `bundle` must not contain, minus what it legitimately shows.
+
+    With history, commit subjects the bundle may not show are secrets too, and the past texts
+    and subjects it does show (gated for it) count as material it may see.
+    """
     prints = Fingerprints()
     index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
     top = config.bundles[-1] if config.bundles else bundle
@@ -161,8 +166,12 @@ def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, ext
                 for heading in _HEADING.findall(block.text):
                     prints.add(heading, where, "heading")
                 prints.add(block.text, where, "text")
-    for origin, text, kind in extra:
-        prints.add(text, origin, kind)
+    if history is not None:
+        for sha, subject in history.hidden_messages(bundle):
+            prints.add(subject, f"commit {sha}", "commit message")
+        for changes in history.changes_for(bundle).values():
+            for change in changes:
+                allowed_text += [change.title, change.text, change.message or ""]
 
     for page in visible:
         text = gate.text(page, bundle)
@@ -267,11 +276,11 @@ def scan_bundle(folder: Path, bundle: Bundle, prints: Fingerprints) -> list[Leak
     return sorted(leaks.values(), key=lambda leak: (leak.file, leak.origin, leak.kind))
 
 
-def audit_plan(plan, staging: Path, extra: dict[str, list[tuple[str, str, str]]] | None = None) -> list[Leak]:
+def audit_plan(plan, staging: Path) -> list[Leak]:
     """Audit every bundle just written under `staging` by `build`."""
     leaks: list[Leak] = []
     for bundle in plan.bundles:
-        prints = fingerprints_for(plan.config, plan.site, plan.gate, bundle, (extra or {}).get(bundle.name, ()))
+        prints = fingerprints_for(plan.config, plan.site, plan.gate, bundle, plan.history)
         leaks += scan_bundle(staging / bundle.name, bundle, prints)
     return leaks
 
@@ -284,6 +293,7 @@ def audit_folders(root: Path, folders: list[Path]) -> tuple[list[Leak], list[str
     from .build import read_site
 
     config, site, gate, _ = read_site(root)
+    history = History(config, site, gate, read_git(config.root))
     leaks: list[Leak] = []
     notes: list[str] = []
     for folder in folders:
@@ -302,5 +312,5 @@ def audit_folders(root: Path, folders: list[Path]) -> tuple[list[Leak], list[str
             name = path.relative_to(folder).as_posix()
             if name != "manifest.json" and name not in listed:
                 notes.append(f"{folder.name}/{name}: not in manifest.json (added after the build)")
-        leaks += scan_bundle(folder, bundle, fingerprints_for(config, site, gate, bundle))
+        leaks += scan_bundle(folder, bundle, fingerprints_for(config, site, gate, bundle, history))
     return leaks, notes

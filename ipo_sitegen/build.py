@@ -20,7 +20,9 @@ from .config import Bundle, Config, load_config
 from .content import Page, Site
 from .discover import discover
 from .errors import BuildError, Problems, UsageError
+from .changes import ChangeViews, change_url, history_url
 from .gate import Gate
+from .history import History, history_problems, read_git
 from .markup import LinkIndex, Rendered, default_workers, pygments_css, render_all
 from .nav import Navigation
 from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
@@ -49,6 +51,7 @@ class Plan:
     problems: Problems
     rendered: dict[tuple[str, str], Rendered] = field(default_factory=dict)  # (source, bundle) -> body
     attachments: dict[str, set[str]] = field(default_factory=dict)  # bundle -> attachment sources
+    history: History | None = None
 
 
 def build_date() -> date:
@@ -90,6 +93,10 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None) -> Plan
     config, site, gate, problems = read_site(root, options.drafts)
     bundles = _select(config, options.bundles)
     result = Plan(config, site, gate, bundles, problems)
+    reporter.step("reading git history")
+    log = read_git(config.root)
+    history_problems(log, site, config, problems)
+    result.history = History(config, site, gate, log)
 
     # Render each distinct gated text once, whichever bundles share it.
     jobs: dict[str, tuple[str, str, str]] = {}
@@ -178,13 +185,19 @@ def write_bundle(result: Plan, bundle: Bundle, writer: BundleWriter) -> int:
                 writer.copy(path.relative_to(config.static_dir).as_posix(), path)
     theme = ThemeRenderer(make_environment(config), config, bundle, Navigation(pages), _assets(writer, config))
     resolve = _resolver(result, bundle)
+    views = ChangeViews(config, bundle, result.history.changes_for(bundle) if result.history else {})
     labels: dict[str, list[Page]] = defaultdict(list)
     for page in pages:
         body = result.rendered[(page.source, bundle.name)]
         html = links.finalize(body.html, page.url, resolve)
-        writer.write(page.url + "index.html", theme.page(page, html, body.toc))
+        extra = {"updated": views.updated(page.source, page.url)}
+        if page.is_home:
+            extra.update(recent=views.recent(page.url, config.history.recent),
+                         recent_all=links.relative_url(page.url, "recent/"), feed=links.relative_url(page.url, "feed.xml"))
+        writer.write(page.url + "index.html", theme.page(page, html, body.toc, extra))
         for label in page.labels:
             labels[label].append(page)
+    write_history(theme, views, writer)
     writer.write("labels/index.html", theme.labels_index(labels))
     for label, tagged in sorted(labels.items()):
         writer.write(label_url(label) + "index.html", theme.label(label, tagged))
@@ -195,6 +208,23 @@ def write_bundle(result: Plan, bundle: Bundle, writer: BundleWriter) -> int:
     writer.write("sitemap.xml", theme.sitemap(pages))
     writer.write("robots.txt", theme.robots())
     return len(pages)
+
+
+def write_history(theme: ThemeRenderer, views: ChangeViews, writer: BundleWriter) -> None:
+    """recent/, feed.xml, and for every visible page its history and one page per change."""
+    writer.write("recent/index.html", theme.render("recent.html", "recent/", "Recently updated",
+                                                   days=views.recent_by_day("recent/"), feed="../feed.xml"))
+    writer.write("feed.xml", theme.render("feed.xml", "", "feed", feed=views.feed()))
+    for source, changes in sorted(views.changes.items()):
+        page = changes[-1].page
+        here = history_url(page.url)
+        writer.write(here + "index.html", theme.render("history.html", here, f"History of {page.title}", page_title=page.title,
+                                                       page_href=links.relative_url(here, page.url), items=views.page_history(source, here)))
+        for change in changes:
+            here = change_url(change)
+            writer.write(here + "index.html", theme.render(
+                "change.html", here, f"Change to {page.title}", item=views.item(change, here), rows=views.diff(change),
+                text=change.text, history=links.relative_url(here, history_url(page.url))))
 
 
 @dataclass

@@ -99,6 +99,28 @@ def parse_blocks(page: Page, tiers: tuple[str, ...], problems: Problems, path: s
     return segments
 
 
+def effective_rank(tiers: tuple[str, ...], own: str | None, chain: list[str | None]) -> int:
+    """The rule, for pages now and at any past revision: the most restrictive of the page's own
+    audience and its sections' (outermost first); nothing declared anywhere means the last tier."""
+    declared = [tiers.index(a) for a in [*chain, own] if a in tiers]
+    return max(declared) if declared else len(tiers) - 1
+
+
+def source_for(segments: list[Segment], rank: int) -> str:
+    """The Markdown source a reader of tier `rank` may see, block markers kept (for diffs)."""
+    parts: list[str] = []
+    for segment in segments:
+        if segment.rank > rank:
+            continue
+        if segment.opens:
+            parts.append(f"::: audience {segment.opens}\n")
+        elif segment.closes:
+            parts.append(":::\n")
+        else:
+            parts.append(segment.text)
+    return "".join(parts)
+
+
 def text_for(segments: list[Segment], rank: int) -> str:
     """The Markdown a reader of tier `rank` may see; visible blocks are wrapped in a marked <div>."""
     parts: list[str] = []
@@ -128,6 +150,7 @@ class Gate:
         self.tiers = config.tiers
         self.most_restricted = len(self.tiers) - 1
         self.segments: dict[str, list[Segment]] = {}
+        self.drafts = drafts
         self._resolve(problems, drafts, today or date.today())
         self._folder_floor: dict[str, int] = {}
         for page in self.site.pages.values():
@@ -146,23 +169,16 @@ class Gate:
             if page.is_home:
                 page.rank = 0  # the home of every bundle; its audience does not cascade
                 continue
-            declared = [(self.tiers.index(p.audience), p) for p in chain if p.audience in self.tiers]
-            floor = max((rank for rank, _ in declared), default=None)
-            if page.audience in self.tiers:
-                own = self.tiers.index(page.audience)
-                if floor is not None and own < floor:
-                    section = max(declared, key=lambda item: item[0])[1]
-                    problems.warning(path, page.line_of("audience"),
-                                     f"audience '{page.audience}' is less restrictive than its section "
-                                     f"content/{section.source} ('{self.tiers[floor]}'); the page gets '{self.tiers[floor]}'",
-                                     f"set 'audience: {self.tiers[floor]}' or move the page")
-                page.rank = max(own, floor if floor is not None else own)
-            elif floor is not None:
-                page.rank = floor
-            elif page.synthetic:
+            if page.synthetic and not any(p.audience for p in chain):
                 page.rank = -1  # decided below from what the folder holds
-            else:
-                page.rank = self.most_restricted  # default deny
+                continue
+            page.rank = effective_rank(self.tiers, page.audience, [p.audience for p in chain])
+            if page.audience in self.tiers and self.tiers.index(page.audience) < page.rank:
+                section = next(p for p in reversed(chain) if p.audience == self.tiers[page.rank])
+                problems.warning(path, page.line_of("audience"),
+                                 f"audience '{page.audience}' is less restrictive than its section "
+                                 f"content/{section.source} ('{section.audience}'); the page gets '{section.audience}'",
+                                 f"set 'audience: {section.audience}' or move the page")
         # A folder without _index.md is as visible as the most visible page inside it.
         for source, page in sorted(self.site.pages.items(), key=lambda item: -item[0].count("/")):
             if page.synthetic:

@@ -110,6 +110,12 @@ class ThemeRenderer:
         template = "home.html" if page.is_home else "section.html" if page.is_index else "page.html"
         return self.env.get_template(template).render(context)
 
+    def render(self, template: str, here: str, title: str, **values: Any) -> str:
+        """Render any theme template for the file at `here` (URLs in `values` already relative)."""
+        context = self.common(here, title)
+        context.update(values)
+        return self.env.get_template(template).render(context)
+
     def labels_index(self, labels: dict[str, list[Page]]) -> str:
         here = "labels/"
         context = self.common(here, "Labels")

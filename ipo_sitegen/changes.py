@@ -1,0 +1,125 @@
+"""What history looks like in a bundle: "last updated", per-page history, "view change" diffs,
+the "Recently updated" lists and the Atom feed.
+
+Everything here is built from `History.changes_for(bundle)`, which has already applied the gate:
+texts are gated for the bundle and commit messages are present only where the bundle may see
+every page the commit touched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import groupby
+
+from .config import Bundle, Config
+from .history import Change
+from .links import relative_url
+
+CONTEXT = 3  # unchanged lines kept around each change in a diff
+RECENT_PAGE_LIMIT = 1000  # items on recent/ (each page's history keeps the rest)
+FEED_LIMIT = 50
+
+
+def iso(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def day(timestamp: int) -> str:
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def history_url(page_url: str) -> str:
+    return f"history/{page_url}"
+
+
+def change_url(change: Change) -> str:
+    return f"changes/{change.key}"
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    kind: str  # "equal", "insert", "delete" or "fold"
+    old: int | None
+    new: int | None
+    text: str
+
+
+def diff_rows(before: str, after: str) -> list[DiffRow]:
+    """A line diff with unchanged runs folded to CONTEXT lines around each change."""
+    old, new = before.splitlines(), after.splitlines()
+    rows: list[DiffRow] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            run = [DiffRow("equal", i1 + k + 1, j1 + k + 1, old[i1 + k]) for k in range(i2 - i1)]
+            first, last = i1 == 0, i2 == len(old)
+            keep_head = 0 if first else CONTEXT
+            keep_tail = 0 if last else CONTEXT
+            if len(run) > keep_head + keep_tail + 1:
+                hidden = len(run) - keep_head - keep_tail
+                rows += run[:keep_head] + [DiffRow("fold", None, None, f"{hidden} unchanged lines")] + run[len(run) - keep_tail :]
+            else:
+                rows += run
+            continue
+        rows += [DiffRow("delete", i1 + k + 1, None, old[i1 + k]) for k in range(i2 - i1)]
+        rows += [DiffRow("insert", None, j1 + k + 1, new[j1 + k]) for k in range(j2 - j1)]
+    return rows
+
+
+class ChangeViews:
+    """Template data for one bundle's history, with URLs relative to the page being written."""
+
+    def __init__(self, config: Config, bundle: Bundle, changes: dict[str, list[Change]]) -> None:
+        self.config = config
+        self.bundle = bundle
+        self.changes = changes
+        self.latest = sorted((c for items in changes.values() for c in items),
+                             key=lambda c: (-c.commit.time, c.page.url, c.commit.sha))
+
+    def author(self, change: Change) -> str | None:
+        return change.commit.author if self.config.history.show_authors else None
+
+    def updated(self, source: str, here: str) -> dict | None:
+        items = self.changes.get(source)
+        if not items:
+            return None
+        last = items[-1]
+        return {"iso": iso(last.commit.time), "text": day(last.commit.time), "author": self.author(last),
+                "history": relative_url(here, history_url(last.page.url))}
+
+    def item(self, change: Change, here: str) -> dict:
+        return {"title": change.page.title, "href": relative_url(here, change.page.url),
+                "iso": iso(change.commit.time), "date": day(change.commit.time), "author": self.author(change),
+                "message": change.message, "first": change.previous is None,
+                "change": relative_url(here, change_url(change))}
+
+    def recent(self, here: str, limit: int) -> list[dict]:
+        return [self.item(c, here) for c in self.latest[:limit]]
+
+    def recent_by_day(self, here: str) -> list[tuple[str, list[dict]]]:
+        items = self.latest[:RECENT_PAGE_LIMIT]
+        return [(label, [self.item(c, here) for c in group]) for label, group in groupby(items, key=lambda c: day(c.commit.time))]
+
+    def page_history(self, source: str, here: str) -> list[dict]:
+        return [self.item(c, here) for c in reversed(self.changes.get(source, []))]
+
+    def diff(self, change: Change) -> list[DiffRow] | None:
+        return None if change.previous is None else diff_rows(change.previous, change.text)
+
+    def feed(self) -> dict:
+        base = self.bundle.base_url or ""
+        name = f"{self.config.title}/{self.bundle.name}"
+        entries = []
+        for change in self.latest[:FEED_LIMIT]:
+            entries.append({
+                "id": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{name}/{change.key}')}",
+                "title": change.page.title, "updated": iso(change.commit.time), "author": self.author(change),
+                "link": base + change.page.url, "change": base + change_url(change),
+                "summary": change.message or ("First published" if change.previous is None else "Updated"),
+            })
+        updated = entries[0]["updated"] if entries else iso(0)
+        return {"id": base or f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}", "updated": updated,
+                "self": base + "feed.xml", "home": base or "./", "entries": entries}

@@ -1,0 +1,367 @@
+"""Page history from git, read in one pass, and each bundle's view of it.
+
+Three git processes whatever the size of the site: `rev-parse` (where, which HEAD, shallow?),
+one `log` of content/ with raw changes and rename detection (first-parent view of the main line),
+and one `cat-file --batch` for every page text the log mentions. `status` lists uncommitted pages.
+The parsed log is cached under `.sitegen-cache/`, keyed by HEAD, so a rebuild with no new commit
+runs no `log` and no `cat-file`.
+
+What a bundle may see of the past is decided with the gate's own rule (`effective_rank`) applied
+to the page *as it was*: its front matter and its sections' `_index.md` at that commit. A revision
+is shown in a bundle only if the page was visible to it then, and only if what the bundle sees
+changed (an edit to a restricted block leaves no trace in the public history). Author e-mail
+addresses are never read.
+"""
+
+from __future__ import annotations
+
+import bisect
+import pickle
+import posixpath
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Bundle, Config
+from .content import Page, Site
+from .discover import parse_front_matter, split_front_matter
+from .errors import Problems
+from .gate import Gate, effective_rank, parse_blocks, source_for
+
+CACHE_DIR = ".sitegen-cache"
+FORMAT = "%x1e%H%x1f%at%x1f%aN%x1f%s%x1f"
+_NULL_BLOB = "0" * 40
+_BLANKS = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class FileChange:
+    status: str  # A, M, D, R, C or T
+    old_path: str | None  # content-relative
+    new_path: str | None
+    old_blob: str | None
+    new_blob: str | None
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    time: int  # author time, seconds since the epoch (UTC)
+    author: str  # name after .mailmap; never the e-mail address
+    subject: str
+    changes: tuple[FileChange, ...]
+
+
+@dataclass
+class GitLog:
+    """The raw material: commits oldest first, page texts by blob id, the working tree's state."""
+
+    head: str | None = None
+    shallow: bool = False
+    commits: list[Commit] = field(default_factory=list)
+    blobs: dict[str, str] = field(default_factory=dict)
+    uncommitted: set[str] = field(default_factory=set)  # content paths modified or new
+    untracked: set[str] = field(default_factory=set)
+    problem: str | None = None  # why there is no history, if there is none
+
+
+def _git(root: Path, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-c", "core.quotepath=off", *args], cwd=root, input=data, capture_output=True, check=False)
+
+
+def _parse_log(raw: bytes, prefix: str) -> list[Commit]:
+    """Parse `git log --raw -z` output (newest first) into commits, oldest first."""
+    def rel(path: str) -> str | None:
+        return path[len(prefix) :] if path.startswith(prefix) else None
+
+    commits: list[Commit] = []
+    for record in raw.decode("utf-8", errors="replace").split("\x1e"):
+        if not record:
+            continue
+        head, _, rest = record.rpartition("\x1f")
+        sha, time, author, subject = head.split("\x1f", 3)
+        fields = rest.lstrip("\x00\n").split("\x00")
+        changes: list[FileChange] = []
+        i = 0
+        while i < len(fields):
+            meta = fields[i]
+            if not meta.startswith(":"):
+                i += 1
+                continue
+            _, _, old_blob, new_blob, status = meta[1:].split(" ", 4)
+            kind = status[0]
+            if kind in "RC":
+                old, new = rel(fields[i + 1]), rel(fields[i + 2])
+                i += 3
+            else:
+                old = new = rel(fields[i + 1])
+                i += 2
+            if kind == "A":
+                old = None
+            if kind == "D":
+                new = None
+            if kind == "C":
+                kind, old = "A", None
+            changes.append(FileChange(kind, old, new, None if old_blob == _NULL_BLOB else old_blob,
+                                      None if new_blob == _NULL_BLOB else new_blob))
+        commits.append(Commit(sha, int(time), author, subject, tuple(changes)))
+    commits.reverse()
+    return commits
+
+
+def _read_blobs(root: Path, shas: list[str]) -> dict[str, str]:
+    """All page texts in one `git cat-file --batch`."""
+    if not shas:
+        return {}
+    out = _git(root, "cat-file", "--batch", data=("\n".join(shas) + "\n").encode()).stdout
+    blobs: dict[str, str] = {}
+    pos = 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split(b" ")
+        pos = end + 1
+        if len(header) < 3 or header[1] != b"blob":
+            continue
+        size = int(header[2])
+        blobs[header[0].decode()] = out[pos : pos + size].decode("utf-8", errors="replace").replace("\r\n", "\n")
+        pos += size + 1
+    return blobs
+
+
+def read_git(root: Path, content: str = "content", use_cache: bool = True) -> GitLog:
+    """Read the history of `root/content` with a fixed number of git processes."""
+    log = GitLog()
+    try:
+        probe = _git(root, "rev-parse", "--show-prefix", "--is-shallow-repository", "HEAD")
+    except FileNotFoundError:
+        log.problem = "git is not installed: pages get no dates"
+        return log
+    lines = probe.stdout.decode().splitlines()
+    if probe.returncode != 0 and len(lines) < 2:
+        log.problem = "not a git repository (or no commit yet): pages get no dates and there is no 'Recently updated'"
+        return log
+    prefix = lines[0].strip() + content.rstrip("/") + "/"
+    log.shallow = len(lines) > 1 and lines[1].strip() == "true"
+    log.head = lines[2].strip() if len(lines) > 2 and probe.returncode == 0 else None
+    # Porcelain paths are relative to the repository's top; a rename's old path follows it.
+    entries = iter(_git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", content).stdout.decode("utf-8", "replace").split("\x00"))
+    for entry in entries:
+        if len(entry) > 3 and entry[3:].startswith(prefix):
+            (log.untracked if entry.startswith("??") else log.uncommitted).add(entry[3 + len(prefix) :])
+        if entry[:1] in ("R", "C"):
+            next(entries, None)
+    if log.head is None:
+        log.problem = "no commit yet: pages get no dates"
+        return log
+
+    cache = root / CACHE_DIR / f"history-{log.head}-{abs(hash(prefix)) % 10**8}.pickle"
+    if use_cache and cache.is_file():
+        try:
+            log.commits, log.blobs = pickle.loads(cache.read_bytes())
+            return log
+        except (OSError, pickle.UnpicklingError, ValueError, EOFError):
+            pass
+    raw = _git(root, "log", "--first-parent", "--diff-merges=first-parent", "-M", "--raw", "--no-abbrev", "-z",
+               f"--format={FORMAT}", "HEAD", "--", content)
+    log.commits = _parse_log(raw.stdout, prefix)
+    wanted = sorted({c.new_blob for commit in log.commits for c in commit.changes
+                     if c.new_blob and c.new_path and c.new_path.endswith(".md")})
+    log.blobs = _read_blobs(root, wanted)
+    if use_cache:
+        try:
+            cache.parent.mkdir(exist_ok=True)
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_bytes(pickle.dumps((log.commits, log.blobs), protocol=pickle.HIGHEST_PROTOCOL))
+            tmp.replace(cache)
+        except OSError:
+            pass  # a read-only checkout still builds, just without the cache
+    return log
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One commit's version of one page."""
+
+    commit: Commit
+    index: int  # position of the commit, oldest first
+    path: str  # the page's path at that commit
+    blob: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the front matter of a file said at one revision (None values: not parsable)."""
+
+    title: str | None
+    audience: str | None
+    draft: bool
+    page: Page | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A revision as one bundle sees it."""
+
+    page: Page  # the page as it is now
+    commit: Commit
+    title: str  # the title at that revision
+    text: str  # the gated Markdown at that revision
+    previous: str | None  # the gated Markdown before, or None: first published in this bundle
+    message: str | None  # the commit subject, when the bundle may see every page it touched
+
+    @property
+    def key(self) -> str:
+        return f"{self.commit.sha[:12]}/{self.page.url}"
+
+
+class History:
+    """Every page's revisions (renames followed) and the audience of each file at each commit."""
+
+    def __init__(self, config: Config, site: Site, gate: Gate, log: GitLog) -> None:
+        self.config = config
+        self.site = site
+        self.gate = gate
+        self.log = log
+        self._snapshots: dict[str, Snapshot] = {}
+        self._timeline: dict[str, tuple[list[int], list[str | None]]] = {}
+        self.lineage: dict[str, list[Revision]] = {}
+        self._views: dict[str, dict[str, list[Change]]] = {}
+        self._message_ranks: dict[int, int] = {}
+        self._follow()
+
+    def _follow(self) -> None:
+        live: dict[str, list[Revision]] = {}
+        timeline: dict[str, tuple[list[int], list[str | None]]] = {}
+        for index, commit in enumerate(self.log.commits):
+            for change in commit.changes:
+                if change.old_path and change.old_path != change.new_path:
+                    marks = timeline.setdefault(change.old_path, ([], []))
+                    marks[0].append(index)
+                    marks[1].append(None)
+                if change.new_path:
+                    marks = timeline.setdefault(change.new_path, ([], []))
+                    marks[0].append(index)
+                    marks[1].append(change.new_blob)
+                if not (change.new_path or "").endswith(".md") and not (change.old_path or "").endswith(".md"):
+                    continue
+                revisions = live.pop(change.old_path, []) if change.old_path else []
+                if change.new_path and change.new_path.endswith(".md") and change.new_blob:
+                    revisions.append(Revision(commit, index, change.new_path, change.new_blob))
+                    live[change.new_path] = revisions
+        self._timeline = timeline
+        self.lineage = {path: revisions for path, revisions in live.items() if path in self.site.pages}
+
+    # -- the state of the tree at a commit ------------------------------------------------
+    def blob_at(self, path: str, index: int) -> str | None:
+        marks = self._timeline.get(path)
+        if not marks:
+            return None
+        i = bisect.bisect_right(marks[0], index) - 1
+        return marks[1][i] if i >= 0 else None
+
+    def snapshot(self, blob: str, path: str) -> Snapshot:
+        if blob in self._snapshots:
+            return self._snapshots[blob]
+        text = self.log.blobs.get(blob)
+        scratch = Problems()
+        snap = Snapshot(None, None, False, None)
+        if text is not None:
+            split = split_front_matter(text, Path(path), scratch)
+            parsed = parse_front_matter(split[0], Path(path), scratch) if split else None
+            if split and parsed:
+                data = parsed[0]
+                page = Page(source=path, title=str(data.get("title", "")), body=split[1], body_line=split[2])
+                audience = data.get("audience") if isinstance(data.get("audience"), str) else None
+                snap = Snapshot(page.title, audience, data.get("draft") is True, page)
+        self._snapshots[blob] = snap
+        return snap
+
+    def rank_at(self, path: str, index: int, blob: str | None = None) -> int:
+        """The effective tier rank of the page at `path` just after commit `index` (gate's rule)."""
+        if path == "_index.md":
+            return 0
+        tiers = self.config.tiers
+        blob = blob or self.blob_at(path, index)
+        if blob is None:
+            return len(tiers) - 1
+        own = self.snapshot(blob, path)
+        if own.audience is not None and own.audience not in tiers:
+            return len(tiers) - 1
+        chain: list[str | None] = []
+        folder = posixpath.dirname(path) if not path.endswith("/_index.md") else posixpath.dirname(posixpath.dirname(path))
+        while folder:
+            index_blob = self.blob_at(f"{folder}/_index.md", index)
+            chain.append(self.snapshot(index_blob, f"{folder}/_index.md").audience if index_blob else None)
+            folder = posixpath.dirname(folder)
+        chain.reverse()
+        if any(a is not None and a not in tiers for a in chain):
+            return len(tiers) - 1
+        return effective_rank(tiers, own.audience, chain)
+
+    def _file_rank(self, change: FileChange, index: int) -> int:
+        """How restricted a file touched by a commit was (for deciding who may read the message)."""
+        path = change.new_path or change.old_path or ""
+        at = index if change.new_path else index - 1
+        ranks = []
+        for p in {change.old_path, change.new_path} - {None}:
+            if p.endswith(".md"):
+                ranks.append(self.rank_at(p, at if p == change.new_path else index - 1))
+        if not path.endswith(".md"):
+            attachment = self.site.attachments.get(path)
+            ranks.append(self.gate.attachment_floor(attachment) if attachment else len(self.config.tiers) - 1)
+        return max(ranks, default=len(self.config.tiers) - 1)
+
+    def message_rank(self, commit_index: int) -> int:
+        """The tier needed to read a commit's message: every file it touched must be visible."""
+        if commit_index not in self._message_ranks:
+            commit = self.log.commits[commit_index]
+            self._message_ranks[commit_index] = max((self._file_rank(c, commit_index) for c in commit.changes), default=0)
+        return self._message_ranks[commit_index]
+
+    def hidden_messages(self, bundle: Bundle) -> list[tuple[str, str]]:
+        """(commit, subject) of every commit whose message `bundle` may not show (for the audit)."""
+        return [(c.sha[:12], c.subject) for i, c in enumerate(self.log.commits) if self.message_rank(i) > bundle.rank]
+
+    # -- one bundle's view ------------------------------------------------------------------
+    def changes_for(self, bundle: Bundle) -> dict[str, list[Change]]:
+        """Each visible page's changes as `bundle` may see them, oldest first (computed once)."""
+        if bundle.name not in self._views:
+            self._views[bundle.name] = self._changes_for(bundle, self.gate.pages_for(bundle))
+        return self._views[bundle.name]
+
+    def _changes_for(self, bundle: Bundle, pages: list[Page]) -> dict[str, list[Change]]:
+        result: dict[str, list[Change]] = {}
+        for page in pages:
+            previous: tuple[str, str] | None = None
+            changes: list[Change] = []
+            for revision in self.lineage.get(page.source, []):
+                snap = self.snapshot(revision.blob, revision.path)
+                if snap.page is None or (snap.draft and not self.gate.drafts) or self.rank_at(revision.path, revision.index, revision.blob) > bundle.rank:
+                    previous = None
+                    continue
+                segments = parse_blocks(snap.page, self.config.tiers, Problems(), revision.path)
+                text = _BLANKS.sub("\n\n", source_for(segments, bundle.rank)).strip() + "\n"
+                view = (snap.title or page.title, text)
+                if view == previous:
+                    continue  # nothing this bundle can see changed
+                message = revision.commit.subject if self.message_rank(revision.index) <= bundle.rank else None
+                changes.append(Change(page, revision.commit, view[0], view[1], previous[1] if previous else None, message))
+                previous = view
+            if changes:
+                result[page.source] = changes
+        return result
+
+
+def history_problems(log: GitLog, site: Site, config: Config, problems: Problems) -> None:
+    """Report thin history: no repository, a shallow clone, pages not committed yet."""
+    if log.problem:
+        problems.warning(config.root / "content", None, log.problem, "run the build in a git clone of the site with its full history")
+        return
+    if log.shallow:
+        problems.warning(config.root / "content", None, "shallow git clone: dates and 'Recently updated' are incomplete",
+                         "fetch the full history (GitHub Actions: actions/checkout with 'fetch-depth: 0'; GitLab: GIT_DEPTH: 0)")
+    new = sorted(p for p in log.untracked if p in site.pages)
+    if new:
+        problems.warning(config.root / "content", None, f"{len(new)} page(s) not committed yet, shown without a date: "
+                         + ", ".join(new[:10]) + (" …" if len(new) > 10 else ""), "commit them to give them a history")

@@ -1,0 +1,254 @@
+"""Recently updated, page history, feeds and diffs from real git repositories with fixed dates."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from ipo_sitegen.build import Options, build
+from ipo_sitegen.history import read_git
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+CONFIG = """\
+[site]
+title = "History Test"
+
+[bundles.public]
+tier = "public"
+base_url = "https://example.org/"
+
+[bundles.restricted]
+tier = "registered"
+base_url = "https://example.org/restricted/"
+
+[bundles.internal]
+tier = "internal"
+"""
+
+
+class Repo:
+    """A real git repository in a temp dir; each commit gets a fixed author and date."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.day = 0
+        root.mkdir(parents=True, exist_ok=True)
+        self.git("init", "-q", "-b", "main")
+        (root / "sitegen.toml").write_text(CONFIG)
+        (root / ".mailmap").write_text("Ann Example <ann@example.org> <ann.old@example.org>\n")
+
+    def git(self, *args: str, env: dict | None = None) -> str:
+        full = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(self.root), **(env or {})}
+        return subprocess.run(["git", *args], cwd=self.root, env=full, check=True, capture_output=True, text=True).stdout
+
+    def write(self, path: str, text: str) -> None:
+        target = self.root / "content" / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+    def commit(self, message: str, author: str = "Ann Example", email: str = "ann@example.org") -> str:
+        self.day += 1
+        date = f"2026-03-{self.day:02d}T10:00:00+00:00"
+        env = {"GIT_AUTHOR_NAME": author, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": date,
+               "GIT_COMMITTER_NAME": author, "GIT_COMMITTER_EMAIL": email, "GIT_COMMITTER_DATE": date}
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message, env=env)
+        return self.git("rev-parse", "HEAD").strip()
+
+
+def page(title: str, audience: str | None, body: str) -> str:
+    meta = f"title: {title}\n" + (f"audience: {audience}\n" if audience else "")
+    return f"---\n{meta}---\n{body}\n"
+
+
+def all_text(folder: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in (".html", ".xml", ".json", ".js", ".txt"))
+
+
+@pytest.fixture()
+def story(tmp_path: Path) -> Repo:
+    """The history every test below reads: renames, tier changes, mixed commits, a merge."""
+    repo = Repo(tmp_path / "site")
+    repo.write("_index.md", page("Home", "public", "Welcome."))
+    repo.write("guide/_index.md", page("Guide", "public", "Guides."))
+    repo.write("guide/intro.md", page("Introduction", None, "Hello offices.\n\nSecond paragraph."))
+    repo.write("ops/_index.md", page("Operations", "registered", "Ops."))
+    repo.write("ops/keys.md", page("Key ceremony", None, "Generate keys with the hardware module wobblefrost."))
+    repo.commit("Start the support space", author="Ann Example", email="ann.old@example.org")
+    # A commit touching a public and a restricted page: its message must not reach public.
+    repo.write("guide/intro.md", page("Introduction", None, "Hello offices, welcome.\n\nSecond paragraph."))
+    repo.write("ops/keys.md", page("Key ceremony", None, "Generate keys with the hardware module zanzibarquill."))
+    repo.commit("Rotate keys for the staff-only page", author="Bob Builder", email="bob@example.org")
+    # A restricted block added to a public page.
+    repo.write("guide/intro.md", page("Introduction", None,
+                                      "Hello offices, welcome.\n\nSecond paragraph.\n\n::: audience registered\n\nThe vault code is quorraplinth.\n\n:::\n"))
+    repo.commit("Add the vault note", author="Cleo Writer", email="cleo@example.org")
+    # A page that is restricted first and becomes public later, then is renamed.
+    repo.write("guide/faq.md", page("Questions", "registered", "Early draft answer mentioning gorbleblat."))
+    repo.commit("Draft the questions for offices")
+    repo.write("guide/faq.md", page("Questions", "public", "Public answers for everyone."))
+    repo.commit("Publish the questions")
+    repo.git("mv", "content/guide/faq.md", "content/guide/questions.md")
+    repo.commit("Rename the questions page")
+    # A merge: a side branch edits the introduction, main merges it (first-parent view).
+    repo.git("checkout", "-q", "-b", "side")
+    repo.write("guide/intro.md", page("Introduction", None,
+                                      "Hello offices, welcome aboard.\n\nSecond paragraph.\n\n::: audience registered\n\nThe vault code is quorraplinth.\n\n:::\n"))
+    repo.commit("Polish the welcome", author="Dan Side", email="dan@example.org")
+    repo.git("checkout", "-q", "main")
+    repo.day += 1
+    env = {"GIT_AUTHOR_NAME": "Ann Example", "GIT_AUTHOR_EMAIL": "ann@example.org", "GIT_AUTHOR_DATE": "2026-03-20T10:00:00+00:00",
+           "GIT_COMMITTER_NAME": "Ann Example", "GIT_COMMITTER_EMAIL": "ann@example.org", "GIT_COMMITTER_DATE": "2026-03-20T10:00:00+00:00"}
+    repo.git("merge", "-q", "--no-ff", "side", "-m", "Merge the welcome polish", env=env)
+    return repo
+
+
+def built(repo: Repo) -> Path:
+    build(repo.root, Options(jobs=1))
+    return repo.root / "build"
+
+
+def test_history_is_read_with_renames_and_first_parent_merges(story: Repo) -> None:
+    log = read_git(story.root, use_cache=False)
+    subjects = [c.subject for c in log.commits]
+    assert subjects[0] == "Start the support space"
+    assert "Merge the welcome polish" in subjects
+    assert "Polish the welcome" not in subjects  # first-parent view of the main line
+    assert all("@" not in c.author for c in log.commits)
+    assert {c.author for c in log.commits} >= {"Ann Example", "Bob Builder", "Cleo Writer"}  # .mailmap applied
+
+
+def test_page_shows_last_updated_with_date_and_author(story: Repo) -> None:
+    out = built(story)
+    intro = (out / "public/guide/intro/index.html").read_text()
+    assert '<time datetime="2026-03-20T10:00:00Z">20 March 2026</time>' in intro
+    assert "by Ann Example" in intro
+    history = (out / "public/history/guide/intro/index.html").read_text()
+    assert history.index("20 March 2026") < history.index("2 March 2026") < history.index("1 March 2026")
+
+
+def test_commit_messages_only_where_every_touched_page_is_visible(story: Repo) -> None:
+    out = built(story)
+    assert "Rotate keys for the staff-only page" not in all_text(out / "public")
+    assert "Rotate keys for the staff-only page" in all_text(out / "restricted")
+    assert "Start the support space" not in all_text(out / "public")  # it created a registered page too
+    assert "Publish the questions" in all_text(out / "public")
+
+
+def test_restricted_block_never_reaches_a_public_diff(story: Repo) -> None:
+    out = built(story)
+    public = all_text(out / "public")
+    assert "quorraplinth" not in public
+    assert "quorraplinth" in all_text(out / "restricted")
+    # The commit that only added the restricted block changed nothing the public can see.
+    assert "Add the vault note" not in public
+    assert "2026-03-03" not in re.sub(r"changes/\w+", "", (out / "public/history/guide/intro/index.html").read_text())
+
+
+def test_page_moved_from_restricted_to_public_starts_its_public_history_when_published(story: Repo) -> None:
+    out = built(story)
+    public = all_text(out / "public")
+    assert "gorbleblat" not in public and "Draft the questions" not in public
+    history = (out / "public/history/guide/questions/index.html").read_text()
+    assert "4 March 2026" not in history  # restricted then
+    assert "5 March 2026" in history and "6 March 2026" not in history  # the rename changed no text
+    first = next((out / "public/changes").rglob("guide/questions/index.html"))
+    assert "First published" in first.read_text()
+    restricted = (out / "restricted/history/guide/questions/index.html").read_text()
+    assert "4 March 2026" in restricted and "5 March 2026" in restricted
+
+
+def test_diffs_mark_insertions_and_deletions(story: Repo) -> None:
+    out = built(story)
+    diffs = [p.read_text() for p in (out / "public/changes").rglob("guide/intro/index.html")]
+    changed = [d for d in diffs if "<ins>" in d]
+    assert any("<del>Hello offices.</del>" in d and "<ins>Hello offices, welcome.</ins>" in d for d in changed)
+
+
+def test_feed_is_valid_atom_and_safe(story: Repo) -> None:
+    out = built(story)
+    for bundle, base in (("public", "https://example.org/"), ("restricted", "https://example.org/restricted/"), ("internal", "")):
+        root = ET.parse(out / bundle / "feed.xml").getroot()
+        assert root.tag == f"{ATOM}feed"
+        for required in ("id", "title", "updated"):
+            assert root.find(f"{ATOM}{required}") is not None
+        entries = root.findall(f"{ATOM}entry")
+        assert entries
+        ids = [e.findtext(f"{ATOM}id") for e in entries]
+        assert len(ids) == len(set(ids))
+        for entry in entries:
+            for required in ("id", "title", "updated"):
+                assert entry.findtext(f"{ATOM}{required}")
+            href = entry.find(f"{ATOM}link").get("href")
+            assert href.startswith(base) and "://" in href if base else not href.startswith(("/", "http"))
+        updated = [e.findtext(f"{ATOM}updated") for e in entries]
+        assert updated == sorted(updated, reverse=True)
+    public_feed = (out / "public/feed.xml").read_text()
+    assert "Key ceremony" not in public_feed and "Rotate keys" not in public_feed
+
+
+def test_no_email_address_in_any_bundle(story: Repo) -> None:
+    out = built(story)
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert b"@example.org" not in path.read_bytes(), path
+
+
+def test_home_page_lists_recent_changes(story: Repo) -> None:
+    out = built(story)
+    home = (out / "public/index.html").read_text()
+    section = home[home.index("Recently updated"):]
+    assert "view change" in section and "Introduction" in section
+    assert "Key ceremony" not in home
+    recent = (out / "public/recent/index.html").read_text()
+    assert "20 March 2026" in recent
+
+
+def test_history_cache_is_keyed_by_head(story: Repo) -> None:
+    first = read_git(story.root)
+    cache = list((story.root / ".sitegen-cache").glob("history-*.pickle"))
+    assert len(cache) == 1 and first.head in cache[0].name
+    story.write("guide/new.md", page("New page", None, "Fresh."))
+    story.commit("Add a new page")
+    second = read_git(story.root)
+    assert second.head != first.head and len(second.commits) == len(first.commits) + 1
+
+
+def test_uncommitted_page_has_no_date_and_is_reported(story: Repo) -> None:
+    story.write("guide/wip.md", page("Work in progress", None, "Not committed."))
+    result = build(story.root, Options(jobs=1))
+    assert any("not committed yet" in w.message and "guide/wip.md" in w.message for w in result.warnings)
+    assert "Last updated" not in (story.root / "build/public/guide/wip/index.html").read_text()
+
+
+def test_shallow_clone_is_reported_and_strict_fails(story: Repo, tmp_path: Path) -> None:
+    clone = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{story.root}", str(clone)], check=True)
+    result = build(clone, Options(jobs=1))
+    assert any("shallow" in w.message and "fetch-depth: 0" in w.hint for w in result.warnings)
+    from ipo_sitegen.errors import BuildError
+
+    with pytest.raises(BuildError):
+        build(clone, Options(jobs=1, strict=True))
+
+
+def test_not_a_repository_is_reported(tmp_path: Path) -> None:
+    site = tmp_path / "plain"
+    (site / "content").mkdir(parents=True)
+    (site / "sitegen.toml").write_text(CONFIG)
+    (site / "content/_index.md").write_text(page("Home", "public", "Hi."))
+    result = build(site, Options(jobs=1))
+    assert any("not a git repository" in w.message for w in result.warnings)
+
+
+def test_history_builds_are_reproducible(story: Repo, tmp_path: Path) -> None:
+    first = built(story)
+    snapshot = {p.relative_to(first): p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    build(story.root, Options(jobs=1, out=tmp_path / "again"))
+    again = {p.relative_to(tmp_path / "again"): p.read_bytes() for p in (tmp_path / "again").rglob("*") if p.is_file()}
+    assert snapshot == again
