@@ -86,6 +86,35 @@ def parse_front_matter(yaml_text: str, path: Path, problems: Problems) -> tuple[
     return data, lines
 
 
+_SIMPLE_LINE = re.compile(r"^(title|audience|draft):[ \t]*(.*?)[ \t]*$")
+_PLAIN = re.compile(r"^[^\s\"'\[\]{}|>&*!%@`#,?:-][^#]*$")
+
+
+def quick_front_matter(yaml_text: str) -> dict[str, Any] | None:
+    """title, audience and draft from simple `key: value` lines, without a YAML parser.
+
+    For reading thousands of past revisions quickly. Returns None whenever a value is anything but
+    a plain one-line scalar (quotes, lists, ': ' or ' #' inside…), so that YAML decides those.
+    """
+    data: dict[str, Any] = {}
+    for line in yaml_text.split("\n"):
+        match = _SIMPLE_LINE.match(line)
+        if not match:
+            if line.startswith(("title", "audience", "draft")):
+                return None
+            continue
+        key, value = match.groups()
+        if not value or not _PLAIN.match(value) or ": " in value or " #" in value:
+            return None
+        if key == "draft":
+            if value not in ("true", "false"):
+                return None
+            data[key] = value == "true"
+        else:
+            data[key] = value
+    return data
+
+
 def _as_date(value: Any) -> date | None:
     if isinstance(value, datetime):
         return value.date()

@@ -46,6 +46,8 @@ class HiddenBlock:
 
 def parse_blocks(page: Page, tiers: tuple[str, ...], problems: Problems, path: str) -> list[Segment]:
     """Split a page body into segments by `::: audience` blocks; fenced code is never parsed."""
+    if ":::" not in page.body:  # most pages: one segment everyone may see
+        return [Segment(page.body + "\n", 0, page.body_line)]
     segments: list[Segment] = []
     stack: list[tuple[int, int]] = []  # (rank, opening line)
     fence: str | None = None

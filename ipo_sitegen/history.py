@@ -20,14 +20,15 @@ import pickle
 import posixpath
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Bundle, Config
 from .content import Page, Site
-from .discover import parse_front_matter, split_front_matter
+from .discover import parse_front_matter, quick_front_matter, split_front_matter
 from .errors import Problems
-from .gate import Gate, effective_rank, parse_blocks, source_for
+from .gate import Gate, Segment, effective_rank, parse_blocks, source_for
 
 CACHE_DIR = ".sitegen-cache"
 FORMAT = "%x1e%H%x1f%at%x1f%aN%x1f%s%x1f"
@@ -114,7 +115,11 @@ def _read_blobs(root: Path, shas: list[str]) -> dict[str, str]:
     """All page texts in one `git cat-file --batch`."""
     if not shas:
         return {}
-    out = _git(root, "cat-file", "--batch", data=("\n".join(shas) + "\n").encode()).stdout
+    with tempfile.TemporaryFile() as request:
+        request.write(("\n".join(shas) + "\n").encode())
+        request.seek(0)
+        with subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=request, stdout=subprocess.PIPE) as process:
+            out = process.stdout.read()
     blobs: dict[str, str] = {}
     pos = 0
     while pos < len(out):
@@ -165,8 +170,17 @@ def read_git(root: Path, content: str = "content", use_cache: bool = True) -> Gi
     raw = _git(root, "log", "--first-parent", "--diff-merges=first-parent", "-M", "--raw", "--no-abbrev", "-z",
                f"--format={FORMAT}", "HEAD", "--", content)
     log.commits = _parse_log(raw.stdout, prefix)
+    head_blobs: dict[str, str | None] = {}
+    for commit in log.commits:
+        for c in commit.changes:
+            if c.old_path:
+                head_blobs[c.old_path] = None
+            if c.new_path:
+                head_blobs[c.new_path] = c.new_blob
+    # The committed text of a clean file is on disk (discover reads it): fetch only older texts.
+    on_disk = {blob for path, blob in head_blobs.items() if blob and path not in log.uncommitted}
     wanted = sorted({c.new_blob for commit in log.commits for c in commit.changes
-                     if c.new_blob and c.new_path and c.new_path.endswith(".md")})
+                     if c.new_blob and c.new_path and c.new_path.endswith(".md")} - on_disk)
     log.blobs = _read_blobs(root, wanted)
     if use_cache:
         try:
@@ -189,14 +203,34 @@ class Revision:
     blob: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Snapshot:
-    """What the front matter of a file said at one revision (None values: not parsable)."""
+    """What a file said at one revision (None values: not parsable), with its gated views."""
 
     title: str | None
     audience: str | None
     draft: bool
     page: Page | None
+    segments: list[Segment] | None = None
+    views: dict[int, str] = field(default_factory=dict)  # tier rank -> gated Markdown
+
+    def view(self, rank: int, tiers: tuple[str, ...]) -> str:
+        if self.page is None:
+            return ""
+        if self.segments is None:
+            self.segments = parse_blocks(self.page, tiers, Problems(), self.page.source)
+        if len(self.segments) == 1 and not self.segments[0].opens:
+            rank = -1  # no gated block: the same text for every tier
+        if rank not in self.views:
+            self.views[rank] = _normalise(source_for(self.segments, max(rank, 0)))
+        return self.views[rank]
+
+
+def _normalise(text: str) -> str:
+    """Blank-line runs left by removed blocks must not count as a change."""
+    if "\n\n\n" in text:
+        text = _BLANKS.sub("\n\n", text)
+    return text.strip() + "\n"
 
 
 @dataclass(frozen=True)
@@ -228,6 +262,7 @@ class History:
         self.lineage: dict[str, list[Revision]] = {}
         self._views: dict[str, dict[str, list[Change]]] = {}
         self._message_ranks: dict[int, int] = {}
+        self._ranks: dict[tuple[str, int], int] = {}
         self._follow()
 
     def _follow(self) -> None:
@@ -264,13 +299,21 @@ class History:
         if blob in self._snapshots:
             return self._snapshots[blob]
         text = self.log.blobs.get(blob)
-        scratch = Problems()
         snap = Snapshot(None, None, False, None)
-        if text is not None:
+        current = self.site.pages.get(path)
+        if text is None and current is not None and self.blob_at(path, len(self.log.commits)) == blob:
+            # The committed version of a clean page is the file on disk: already parsed.
+            snap = Snapshot(current.title, current.audience, current.draft, current)
+        elif text is not None:
+            scratch = Problems()
             split = split_front_matter(text, Path(path), scratch)
-            parsed = parse_front_matter(split[0], Path(path), scratch) if split else None
-            if split and parsed:
-                data = parsed[0]
+            data = None
+            if split:
+                data = quick_front_matter(split[0])
+                if data is None:
+                    parsed = parse_front_matter(split[0], Path(path), scratch)
+                    data = parsed[0] if parsed else None
+            if split and data is not None:
                 page = Page(source=path, title=str(data.get("title", "")), body=split[1], body_line=split[2])
                 audience = data.get("audience") if isinstance(data.get("audience"), str) else None
                 snap = Snapshot(page.title, audience, data.get("draft") is True, page)
@@ -279,6 +322,12 @@ class History:
 
     def rank_at(self, path: str, index: int, blob: str | None = None) -> int:
         """The effective tier rank of the page at `path` just after commit `index` (gate's rule)."""
+        key = (path, index)
+        if key not in self._ranks:
+            self._ranks[key] = self._rank_at(path, index, blob)
+        return self._ranks[key]
+
+    def _rank_at(self, path: str, index: int, blob: str | None) -> int:
         if path == "_index.md":
             return 0
         tiers = self.config.tiers
@@ -340,9 +389,7 @@ class History:
                 if snap.page is None or (snap.draft and not self.gate.drafts) or self.rank_at(revision.path, revision.index, revision.blob) > bundle.rank:
                     previous = None
                     continue
-                segments = parse_blocks(snap.page, self.config.tiers, Problems(), revision.path)
-                text = _BLANKS.sub("\n\n", source_for(segments, bundle.rank)).strip() + "\n"
-                view = (snap.title or page.title, text)
+                view = (snap.title or page.title, snap.view(bundle.rank, self.config.tiers))
                 if view == previous:
                     continue  # nothing this bundle can see changed
                 message = revision.commit.subject if self.message_rank(revision.index) <= bundle.rank else None
