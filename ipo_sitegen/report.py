@@ -9,12 +9,13 @@ import click
 
 
 class Reporter:
-    """Stage messages go to stderr, only when wanted: `--quiet` or a non-TTY silences them."""
+    """Stage messages go to stderr, only when wanted: `--quiet` or a non-TTY (CI) silences them,
+    `--verbose` forces them. Problems are printed by the CLI whatever the setting."""
 
     def __init__(self, quiet: bool = False, verbose: bool = False) -> None:
-        self.quiet = quiet
-        self.verbose = verbose
         self.interactive = sys.stderr.isatty() and not quiet
+        self.verbose = verbose
+        self.quiet = not (self.interactive or verbose)
         self.started = time.perf_counter()
 
     def step(self, message: str) -> None:

@@ -20,11 +20,18 @@ STAGING_PREFIX = ".sitegen-staging-"
 
 
 class BundleWriter:
-    """Writes the files of one bundle into its staging folder and remembers their hashes."""
+    """Writes the files of one bundle into its staging folder and remembers their hashes.
 
-    def __init__(self, folder: Path) -> None:
+    With `previous` (the bundle being replaced), a file whose bytes did not change is hard-linked
+    from it instead of written: it keeps its inode and mtime, so rsync, caches and `serve` see
+    only what really changed, and the swap still replaces the bundle as a whole.
+    """
+
+    def __init__(self, folder: Path, previous: Path | None = None) -> None:
         self.folder = folder
         self.hashes: dict[str, str] = {}
+        self.previous = previous if previous is not None and previous.is_dir() else None
+        self.reused = 0
         folder.mkdir(parents=True, exist_ok=True)
 
     def write(self, path: str, data: str | bytes) -> None:
@@ -36,8 +43,22 @@ class BundleWriter:
         payload = data.encode("utf-8") if isinstance(data, str) else data
         target = self.folder / clean
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(payload)
+        if not self._reuse(clean, payload, target):
+            target.write_bytes(payload)
         self.hashes[clean] = hashlib.sha256(payload).hexdigest()
+
+    def _reuse(self, path: str, payload: bytes, target: Path) -> bool:
+        if self.previous is None:
+            return False
+        old = self.previous / path
+        try:
+            if old.is_symlink() or old.stat().st_size != len(payload) or old.read_bytes() != payload:
+                return False
+            os.link(old, target)
+        except OSError:
+            return False
+        self.reused += 1
+        return True
 
     def copy(self, path: str, source: Path) -> None:
         self.write(path, source.read_bytes())
