@@ -1,0 +1,328 @@
+"""`sitegen serve`: every bundle side by side, rebuilt on change, with live reload.
+
+The server builds into a private temporary folder (never `build/` unless `--out` is given) and
+serves `/public/`, `/restricted/`, `/internal/`… from it. Two things exist only here, injected into
+HTML responses as they are sent and never written into a bundle: the "viewing as" bar that switches
+audience on the same page, and the live-reload script (Server-Sent Events). When a rebuild fails,
+the last good build stays online and open pages show an overlay with `path:line: message`.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import queue
+import shutil
+import tempfile
+import threading
+import time
+import webbrowser
+from dataclasses import dataclass, field
+from html import escape
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from .build import Options, build
+from .config import CONFIG_NAME, load_config
+from .errors import BuildError, Problem
+
+IGNORED_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".part", ".crdownload", ".kate-swp")
+DEBOUNCE = 0.15  # seconds of quiet before a burst of saves becomes one rebuild
+LIVE_PREFIX = "/__sitegen/"
+_MIME = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".json": "application/json", ".xml": "application/xml; charset=utf-8", ".txt": "text/plain; charset=utf-8",
+         ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".svg": "image/svg+xml",
+         ".pdf": "application/pdf", ".webp": "image/webp", ".ico": "image/x-icon", ".woff2": "font/woff2"}
+
+
+def is_noise(path: str) -> bool:
+    """Editor backups, swap files and temporaries: never a reason to rebuild."""
+    name = posixpath.basename(path.replace("\\", "/"))
+    return (not name or name.startswith((".", "#")) or name.endswith(IGNORED_SUFFIXES) or name == "4913"
+            or "/.git/" in path or "/.sitegen-cache/" in path or "/build/" in path or "/__pycache__/" in path)
+
+
+@dataclass
+class LiveState:
+    """The last build's outcome, shared by the builder thread and the HTTP handlers."""
+
+    out: Path
+    bundles: list[str]
+    problems: list[Problem] = field(default_factory=list)
+    generation: int = 0
+    clients: list[queue.Queue] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def message(self) -> tuple[str, str]:
+        if self.problems:
+            return "problems", json.dumps([p.format() for p in self.problems])
+        return "reload", json.dumps({"generation": self.generation})
+
+    def broadcast(self) -> None:
+        event = self.message()
+        with self.lock:
+            for client in list(self.clients):
+                client.put(event)
+
+
+class Rebuilder:
+    """Runs builds one at a time; a burst of file events becomes a single rebuild."""
+
+    def __init__(self, root: Path, options: Options, state: LiveState, log) -> None:
+        self.root = root
+        self.options = options
+        self.state = state
+        self.log = log
+        self.pending: set[str] = set()
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+
+    def build_now(self) -> bool:
+        started = time.perf_counter()
+        try:
+            result = build(self.root, self.options)
+        except BuildError as exc:
+            self.state.problems = exc.problems
+            self.log(f"rebuild failed ({len(exc.problems)} problem(s)); still serving the last good build:")
+            for problem in exc.problems:
+                self.log("  " + problem.format())
+            self.state.broadcast()
+            return False
+        except Exception as exc:  # noqa: BLE001 - a crash in one rebuild must not stop the server
+            self.state.problems = [Problem(CONFIG_NAME, None, f"internal error during rebuild: {exc!r}")]
+            self.log(f"rebuild crashed: {exc!r}")
+            self.state.broadcast()
+            return False
+        self.state.problems = []
+        self.state.generation += 1
+        self.log(f"rebuilt in {time.perf_counter() - started:.2f} s: " + ", ".join(f"{n} ({c} pages)" for n, c in result.pages.items()))
+        self.state.broadcast()
+        return True
+
+    def changed(self, path: str) -> None:
+        if is_noise(path):
+            return
+        with self.lock:
+            self.pending.add(path)
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = threading.Timer(DEBOUNCE, self._fire)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _fire(self) -> None:
+        with self.lock:
+            paths, self.pending = sorted(self.pending), set()
+            self.timer = None
+        if paths:
+            self.log("changed: " + ", ".join(_short(self.root, p) for p in paths[:5]) + (" …" if len(paths) > 5 else ""))
+            with _BUILD_LOCK:
+                self.build_now()
+
+
+_BUILD_LOCK = threading.Lock()
+
+
+def _short(root: Path, path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path
+
+
+class _Events(FileSystemEventHandler):
+    def __init__(self, rebuilder: Rebuilder, watched: list[Path]) -> None:
+        self.rebuilder = rebuilder
+        self.config = (rebuilder.root / CONFIG_NAME).resolve()
+        self.folders = [w.resolve() for w in watched]
+
+    def _relevant(self, path: str) -> bool:
+        resolved = Path(path).resolve()
+        return resolved == self.config or any(resolved.is_relative_to(f) for f in self.folders)
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if path and self._relevant(str(path)):
+                self.rebuilder.changed(str(path))
+
+
+def bar_html(state: LiveState, bundle: str, rest: str) -> str:
+    """The "viewing as" bar: each bundle's copy of this page, or its home where it has none."""
+    links = []
+    for name in state.bundles:
+        target = rest if (state.out / name / rest / "index.html").is_file() or (state.out / name / rest).is_file() else ""
+        current = ' aria-current="page" class="current"' if name == bundle else ""
+        links.append(f'<a href="/{escape(name)}/{escape(target)}"{current}>{escape(name)}</a>')
+    return ('<div id="sitegen-live-bar" role="navigation" aria-label="Audience preview">'
+            f'viewing as: {" | ".join(links)}</div>'
+            f'<script src="{LIVE_PREFIX}live.js"></script>')
+
+
+class Handler(BaseHTTPRequestHandler):
+    state: LiveState
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's signature
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        path = unquote(urlsplit(self.path).path)
+        if path.startswith(LIVE_PREFIX):
+            return self._live(path[len(LIVE_PREFIX) :])
+        parts = [p for p in path.split("/") if p]
+        if not parts or parts[0] not in self.state.bundles:
+            return self._redirect(f"/{self.state.bundles[0]}/")
+        if any(p in ("..", ".") or "\\" in p for p in parts):
+            return self._send(HTTPStatus.BAD_REQUEST, b"bad path", "text/plain")
+        bundle, rest = parts[0], "/".join(parts[1:])
+        folder = self.state.out / bundle
+        target = folder / rest
+        if target.is_dir():
+            if not path.endswith("/"):
+                return self._redirect(path + "/")
+            target = target / "index.html"
+        status = HTTPStatus.OK
+        if not target.is_file():
+            status, target = HTTPStatus.NOT_FOUND, folder / "404.html"
+            if not target.is_file():
+                return self._send(status, b"not found", "text/plain")
+        data = target.read_bytes()
+        kind = _MIME.get(target.suffix.lower(), "application/octet-stream")
+        if target.suffix == ".html":
+            bar = bar_html(self.state, bundle, rest.rstrip("/") + "/" if rest and target.name == "index.html" else rest).encode()
+            data = data.replace(b"</body>", bar + b"</body>", 1) if b"</body>" in data else data + bar
+        self._send(status, data, kind)
+
+    def _live(self, name: str) -> None:
+        if name == "live.js":
+            return self._send(HTTPStatus.OK, LIVE_JS.encode(), "text/javascript; charset=utf-8")
+        if name != "events":
+            return self._send(HTTPStatus.NOT_FOUND, b"", "text/plain")
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "keep-alive")
+        self.end_headers()
+        inbox: queue.Queue = queue.Queue()
+        with self.state.lock:
+            self.state.clients.append(inbox)
+        try:
+            event, data = self.state.message()
+            self._event("hello" if event == "reload" else event, data)
+            while True:
+                try:
+                    event, data = inbox.get(timeout=15)
+                    self._event(event, data)
+                except queue.Empty:
+                    self.wfile.write(b": keep-alive\n\n")
+                    self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        finally:
+            with self.state.lock:
+                self.state.clients.remove(inbox)
+            self.close_connection = True
+
+    def _event(self, event: str, data: str) -> None:
+        self.wfile.write(f"event: {event}\ndata: {data}\n\n".encode())
+        self.wfile.flush()
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(HTTPStatus.FOUND)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _send(self, status: HTTPStatus, data: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_HEAD = do_GET
+
+
+LIVE_JS = r"""
+/* sitegen serve: live reload and the error overlay. Only ever sent by `sitegen serve`. */
+(function () {
+  "use strict";
+  var style = document.createElement("style");
+  style.textContent = "#sitegen-live-bar{position:fixed;right:1rem;bottom:1rem;z-index:9999;background:#1d2433;color:#fff;" +
+    "font:14px system-ui,sans-serif;padding:.4rem .8rem;border-radius:999px;box-shadow:0 2px 8px rgba(0,0,0,.3)}" +
+    "#sitegen-live-bar a{color:#9cc8ff;margin:0 .2rem}#sitegen-live-bar a.current{color:#fff;font-weight:700;text-decoration:none}" +
+    "#sitegen-overlay{position:fixed;inset:0;z-index:10000;background:rgba(20,20,30,.92);color:#ffd7d7;" +
+    "font:14px/1.5 ui-monospace,monospace;padding:2rem;overflow:auto;white-space:pre-wrap}" +
+    "#sitegen-overlay h2{color:#fff;font:600 18px system-ui,sans-serif;margin:0 0 1rem}";
+  document.head.appendChild(style);
+  function overlay(problems) {
+    var box = document.getElementById("sitegen-overlay");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "sitegen-overlay";
+      box.setAttribute("role", "alert");
+      document.body.appendChild(box);
+    }
+    box.textContent = "";
+    var title = document.createElement("h2");
+    title.textContent = "The last change could not be built (showing the last good version):";
+    box.appendChild(title);
+    box.appendChild(document.createTextNode(problems.join("\n")));
+  }
+  var broken = false;
+  var source = new EventSource("/__sitegen/events");
+  source.addEventListener("problems", function (e) { broken = true; overlay(JSON.parse(e.data)); });
+  source.addEventListener("reload", function () { location.reload(); });
+  source.addEventListener("hello", function () { if (broken) location.reload(); });
+})();
+"""
+
+
+def serve(root: Path, options: Options, host: str, port: int, open_browser: bool, log) -> None:
+    """Build, serve and watch until interrupted (Ctrl-C)."""
+    config = load_config(root)
+    names = [b.name for b in config.bundles if not options.bundles or b.name in options.bundles]
+    private = options.out is None
+    out = Path(tempfile.mkdtemp(prefix="sitegen-serve-")) if private else options.out
+    options.out = out
+    state = LiveState(out, names)
+    rebuilder = Rebuilder(root, options, state, log)
+    try:
+        server = ThreadingHTTPServer((host, port), type("BoundHandler", (Handler,), {"state": state}))
+    except OSError as exc:
+        if private:
+            shutil.rmtree(out, ignore_errors=True)
+        raise OSError(f"cannot listen on {host}:{port} ({exc.strerror}); is another server running? try --port {port + 1}") from exc
+    server.daemon_threads = True
+    with _BUILD_LOCK:
+        rebuilder.build_now()
+    watched = [p for p in (config.content_dir, config.templates_dir, config.static_dir) if p.is_dir()]
+    observer = Observer()
+    handler = _Events(rebuilder, watched)
+    for folder in watched:
+        observer.schedule(handler, str(folder), recursive=True)
+    observer.schedule(handler, str(root), recursive=False)  # sitegen.toml, and folders created later
+    observer.start()
+    url = f"http://{host}:{server.server_address[1]}/{names[0]}/"
+    log(f"Serving {', '.join(names)} at {url} (Ctrl-C to stop)")
+    if open_browser:
+        webbrowser.open(url)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        log("stopping")
+    finally:
+        observer.stop()
+        server.server_close()
+        observer.join(timeout=5)
+        if private:
+            shutil.rmtree(out, ignore_errors=True)
