@@ -18,8 +18,9 @@ from pathlib import Path
 from . import links
 from .config import Bundle, Config, load_config
 from .content import Page, Site
-from .discover import discover
+from .discover import RESERVED_ROOT, discover
 from .errors import BuildError, Problems, UsageError
+from .cache import RenderCache, render_key, still_valid
 from .changes import ChangeViews, change_url, history_url
 from .gate import Gate
 from .history import History, history_problems, read_git
@@ -27,6 +28,7 @@ from .markup import LinkIndex, Rendered, default_workers, pygments_css, render_a
 from .nav import Navigation
 from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
 from .report import Reporter
+from .search import write_search
 from .write import BundleWriter, clean_stale_staging, discard, staging_folder, swap_in
 
 
@@ -38,6 +40,7 @@ class Options:
     strict: bool = False
     jobs: int | None = None
     audit: bool = True
+    cache: bool = True  # reuse .sitegen-cache/ (never changes the output, only skips work)
 
 
 @dataclass
@@ -83,8 +86,29 @@ def read_site(root: Path, drafts: bool = False) -> tuple[Config, Site, Gate, Pro
     config = load_config(root)
     problems = Problems(root=config.root)
     site = discover(config.content_dir, config.tiers, problems)
+    _check_static(config, site, problems)
     gate = Gate(config, site, problems, drafts=drafts, today=build_date())
     return config, site, gate, problems
+
+
+def static_files(config: Config) -> list[Path]:
+    """Files under static/, copied into every bundle as they are (hidden files and links left out)."""
+    if not config.static_dir.is_dir():
+        return []
+    return [p for p in sorted(config.static_dir.rglob("*"))
+            if p.is_file() and not p.is_symlink() and not any(part.startswith(".") for part in p.relative_to(config.static_dir).parts)]
+
+
+def _check_static(config: Config, site: Site, problems: Problems) -> None:
+    """A static file must not take the place of a page, an attachment or a generated file."""
+    taken = {p.url + "index.html": f"content/{s}" for s, p in site.pages.items()}
+    taken.update({a.url: f"content/{s}" for s, a in site.attachments.items()})
+    for path in static_files(config):
+        name = path.relative_to(config.static_dir).as_posix()
+        if name in taken:
+            problems.error(path, None, f"static file '{name}' would replace the output of {taken[name]}", "rename or move the static file")
+        elif name.split("/", 1)[0] in RESERVED_ROOT:
+            problems.error(path, None, f"'{name}' is a file the generator writes itself", "rename or move the static file (e.g. into static/files/)")
 
 
 def plan(root: Path, options: Options, reporter: Reporter | None = None) -> Plan:
@@ -104,12 +128,21 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None) -> Plan
     for bundle in bundles:
         for page in gate.pages_for(bundle):
             text = gate.text(page, bundle)
-            key = hashlib.sha256(f"{page.folder}\0{text}".encode()).hexdigest()
+            key = render_key(page.folder, text)
             jobs.setdefault(key, (key, page.folder, text))
             keys[(page.source, bundle.name)] = key
-    reporter.step(f"rendering {len(jobs)} distinct texts for {len(keys)} pages")
     index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
-    rendered = render_all(sorted(jobs.values()), index, options.jobs or default_workers())
+    cache = RenderCache(config.root) if options.cache else None
+    rendered = {k: v for k, v in (cache.get_many(sorted(jobs)) if cache else {}).items() if still_valid(v, jobs[k][1], index)}
+    todo = sorted(job for key, job in jobs.items() if key not in rendered)
+    reporter.step(f"rendering {len(todo)} of {len(jobs)} distinct texts for {len(keys)} pages ({len(rendered)} cached)")
+    fresh = render_all(todo, index, options.jobs or default_workers())
+    rendered.update(fresh)
+    if cache:
+        cache.put_many(fresh)
+        if not options.bundles:
+            cache.keep_only(set(jobs))
+        cache.close()
     result.rendered = {pair: rendered[key] for pair, key in keys.items()}
 
     reported: set[tuple[str, str, str]] = set()
@@ -179,17 +212,16 @@ def write_bundle(result: Plan, bundle: Bundle, writer: BundleWriter) -> int:
     """Write every file of one bundle; return the number of pages."""
     config, site, gate = result.config, result.site, result.gate
     pages = gate.pages_for(bundle)
-    if config.static_dir.is_dir():
-        for path in sorted(config.static_dir.rglob("*")):
-            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
-                writer.copy(path.relative_to(config.static_dir).as_posix(), path)
+    for path in static_files(config):
+        writer.copy(path.relative_to(config.static_dir).as_posix(), path)
     theme = ThemeRenderer(make_environment(config), config, bundle, Navigation(pages), _assets(writer, config))
     resolve = _resolver(result, bundle)
     views = ChangeViews(config, bundle, result.history.changes_for(bundle) if result.history else {})
     labels: dict[str, list[Page]] = defaultdict(list)
+    bodies: dict[str, str] = {}  # source -> the body as this bundle shows it, for the search index
     for page in pages:
         body = result.rendered[(page.source, bundle.name)]
-        html = links.finalize(body.html, page.url, resolve)
+        html = bodies[page.source] = links.finalize(body.html, page.url, resolve)
         extra = {"updated": views.updated(page.source, page.url)}
         if page.is_home:
             extra.update(recent=views.recent(page.url, config.history.recent),
@@ -204,6 +236,7 @@ def write_bundle(result: Plan, bundle: Bundle, writer: BundleWriter) -> int:
     for source in sorted(result.attachments[bundle.name]):
         attachment = site.attachments[source]
         writer.copy(attachment.url, config.content_dir / source)
+    write_search(writer, theme, pages, bodies, {s: items[-1].commit.time for s, items in views.changes.items() if items})
     writer.write("404.html", theme.not_found())
     writer.write("sitemap.xml", theme.sitemap(pages))
     writer.write("robots.txt", theme.robots())
@@ -247,7 +280,7 @@ def build(root: Path, options: Options, reporter: Reporter | None = None) -> Bui
     try:
         for bundle in result.bundles:
             reporter.step(f"writing {bundle.name}")
-            writer = BundleWriter(staging / bundle.name)
+            writer = BundleWriter(staging / bundle.name, out / bundle.name)
             counts[bundle.name] = write_bundle(result, bundle, writer)
             writer.finish(bundle.name, bundle.tier)
         if options.audit:

@@ -67,14 +67,15 @@ def _common_build_options(func):
 @main.command(context_settings=CONTEXT)
 @_common_build_options
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: ROOT/build).")
-def build_cmd(root, bundles, drafts, strict, jobs, quiet, verbose, out) -> None:
+@click.option("--no-cache", is_flag=True, help="Ignore .sitegen-cache/ (the output is the same either way).")
+def build_cmd(root, bundles, drafts, strict, jobs, quiet, verbose, out, no_cache) -> None:
     """Build the bundles into build/<bundle>/ and audit them.
 
     Each bundle is written to a staging folder, audited for leaks, and only then swapped in whole:
     a failed build leaves the previous output untouched.
     """
     reporter = Reporter(quiet=quiet, verbose=verbose)
-    options = Options(tuple(bundles), Path(out).resolve() if out else None, drafts, strict, jobs)
+    options = Options(tuple(bundles), Path(out).resolve() if out else None, drafts, strict, jobs, cache=not no_cache)
     try:
         result = build(_site_root(root), options, reporter)
     except UsageError as exc:
@@ -88,6 +89,35 @@ def build_cmd(root, bundles, drafts, strict, jobs, quiet, verbose, out) -> None:
 
 
 build_cmd.name = "build"
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--root", type=click.Path(file_okay=False), help="Site folder (default: the current folder).")
+@click.option("--bundle", "bundles", multiple=True, metavar="NAME", help="Serve only this bundle (repeatable).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep 127.0.0.1 unless you mean to share).")
+@click.option("--port", "-p", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free port).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the site in a web browser.")
+@click.option("--out", type=click.Path(file_okay=False), help="Build here instead of a private temporary folder.")
+@click.option("--drafts", is_flag=True, help="Include drafts and embargoed pages.")
+def serve(root, bundles, host, port, open_browser, out, drafts) -> None:
+    """Preview every audience side by side, rebuilt and reloaded as you save.
+
+    \b
+    Bundles are served at /public/, /restricted/, /internal/ with a "viewing as" bar that switches
+    audience on the same page. Content, templates, static files and sitegen.toml are watched;
+    open pages reload after each rebuild, and a failed rebuild shows its errors over the page
+    while the last good version stays online. Nothing is written to build/ unless --out is given.
+    """
+    from .serve import serve as run
+
+    options = Options(tuple(bundles), Path(out).resolve() if out else None, drafts, False, None)
+    try:
+        run(_site_root(root), options, host, port, open_browser, lambda message: click.echo(message, err=True))
+    except BuildError as exc:
+        _fail(exc)
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 @main.command(context_settings=CONTEXT)
@@ -165,6 +195,200 @@ def new(path, root, title, audience) -> None:
     except (FileExistsError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(f"Created {written}")
+
+
+# --- Delivering the bundles: reverse-proxy configuration, archives, signatures ----------------------
+
+
+@main.group(context_settings=CONTEXT)
+def proxy() -> None:
+    """Write reverse-proxy configuration for the built bundles."""
+
+
+@proxy.command("nginx", context_settings=CONTEXT)
+@click.option("--public", default="build/public", show_default=True, type=click.Path(file_okay=False), help="Folder of the public bundle, served at /.")
+@click.option("--restricted", default="build/restricted", show_default=True, type=click.Path(file_okay=False), help="Folder of the restricted bundle.")
+@click.option("--prefix", default="/restricted/", show_default=True, help="URL path of the restricted bundle (match its base_url in sitegen.toml).")
+@click.option("--auth", type=click.Choice(["basic", "mtls", "sso"]), default="basic", show_default=True,
+              help="How offices authenticate for the prefix: HTTP basic (--htpasswd), client certificates (--client-ca, "
+                   "needs --tls-cert/--tls-key) or auth_request to a single-sign-on endpoint (--sso-url).")
+@click.option("--htpasswd", type=click.Path(dir_okay=False), help="basic: the htpasswd file (htpasswd -c FILE USER, or openssl passwd -apr1).")
+@click.option("--realm", default="Restricted: registered IP offices", show_default=True, help="basic: the name browsers show in the login prompt.")
+@click.option("--client-ca", type=click.Path(dir_okay=False), help="mtls: PEM file of the CA that issues the offices' client certificates.")
+@click.option("--sso-url", help="sso: endpoint answering 2xx for a signed-in user and 401/403 otherwise (gets the request's cookies).")
+@click.option("--sso-login", help="sso: where to send a browser that gets 401, e.g. 'https://sso.example.org/login?rd=$scheme://$host$request_uri'.")
+@click.option("--server-name", default="_", show_default=True, help="server_name: the host name(s) of the site ('_' answers any).")
+@click.option("--listen", default="8080", show_default=True, help="Port or ADDRESS:PORT to listen on (443 with --tls-cert in production).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="PEM server certificate (chain): listen with TLS and send HSTS.")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="PEM private key of --tls-cert.")
+@click.option("--csp", help="Content-Security-Policy to send (default: the built-in theme's needs: only this site's own files).")
+@click.option("--gzip-static/--no-gzip-static", default=None, help="Serve precompressed FILE.gz copies (default: on when the bundles have them).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the configuration to this file (default: standard output).")
+@click.option("--root", type=click.Path(file_okay=False), help="Site folder, to compare --prefix with base_url (default: the current folder).")
+def proxy_nginx(public, restricted, prefix, auth, htpasswd, realm, client_ca, sso_url, sso_login, server_name, listen,
+                tls_cert, tls_key, csp, gzip_static, out, root) -> None:
+    """Write an nginx server configuration for the public and restricted bundles.
+
+    \b
+    The public bundle is served at /, the restricted one under --prefix, both with pretty URLs
+    (/guide/ is guide/index.html), their own 404.html, no directory listings, security headers
+    (Content-Security-Policy, X-Content-Type-Options, Referrer-Policy, frame-ancestors), a year
+    of caching for fingerprinted assets, and `X-Robots-Tag: noindex` with `Cache-Control: private`
+    on everything under the prefix.
+    \b
+    The file holds `map` and `server` blocks: include it inside `http { }` after
+    `include mime.types;` (e.g. copy it to /etc/nginx/conf.d/), then `nginx -t && nginx -s reload`.
+    \b
+    Examples:
+      sitegen proxy nginx --htpasswd /etc/nginx/offices.htpasswd --out site.conf
+      sitegen proxy nginx --auth mtls --client-ca offices-ca.pem --tls-cert site.pem --tls-key site.key --listen 443
+      sitegen proxy nginx --auth sso --sso-url http://127.0.0.1:4180/oauth2/auth
+    """
+    from .proxy import DEFAULT_CSP, NginxOptions, ProxyError, checked, nginx_config
+
+    options = NginxOptions(
+        public=Path(public), restricted=Path(restricted), prefix=prefix, auth=auth,
+        htpasswd=Path(htpasswd) if htpasswd else None, client_ca=Path(client_ca) if client_ca else None,
+        sso_url=sso_url, sso_login=sso_login, realm=realm, server_name=server_name, listen=listen,
+        tls_cert=Path(tls_cert) if tls_cert else None, tls_key=Path(tls_key) if tls_key else None,
+        csp=csp or DEFAULT_CSP, gzip_static=gzip_static,
+    )
+    try:
+        options = checked(options)
+    except ProxyError as exc:
+        raise click.UsageError(str(exc)) from exc
+    _warn_prefix_mismatch(_site_root(root), options.prefix, Path(restricted).name)
+    text = nginx_config(options)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {out}: include it inside http {{ }}, then run `nginx -t`.", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+def _warn_prefix_mismatch(site_root: Path, prefix: str, bundle_name: str) -> None:
+    """Locked links in other bundles point at base_url: a different proxy prefix would break them."""
+    from .config import load_config
+    from .proxy import restricted_base_path
+
+    try:
+        bundle = load_config(site_root).bundle(bundle_name)
+    except (BuildError, KeyError):
+        return
+    path = restricted_base_path(bundle.base_url)
+    if path and path != prefix:
+        click.echo(f"warning: --prefix {prefix} differs from the path of bundles.{bundle_name}.base_url ({bundle.base_url}); "
+                   "locked links will point elsewhere", err=True)
+
+
+@main.command("package", context_settings=CONTEXT)
+@click.argument("bundle")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the archive and its checksum (default: ROOT/dist).")
+@click.option("--sign", "key", type=click.Path(exists=True, dir_okay=False), help="Sign the archive with this Ed25519 private key (sitegen keygen).")
+@click.option("--root", type=click.Path(file_okay=False), help="Site folder (default: the current folder).")
+def package_cmd(bundle, out, key, root) -> None:
+    """Write a reproducible archive of a built bundle, its SHA-256 checksum and, with --sign, a signature.
+
+    \b
+    BUNDLE is a bundle name from sitegen.toml (its folder build/BUNDLE) or a bundle folder.
+    Writes into dist/:
+      BUNDLE.tar.gz          the bundle under BUNDLE/, with BUNDLE/SHA256SUMS listing every file
+      BUNDLE.tar.gz.sha256   the archive's SHA-256 (sha256sum -c BUNDLE.tar.gz.sha256)
+      BUNDLE.tar.gz.sig      with --sign: Ed25519 signature of the archive (sitegen verify, or openssl)
+    \b
+    The same bundle gives the same bytes: sorted entries, owner 0, modes 0644/0755, one timestamp
+    (SOURCE_DATE_EPOCH, else the current git commit's time, else 1970-01-01), gzip without name or time.
+    """
+    from .package import DEFAULT_OUT, PackageError, package
+
+    site_root = _site_root(root)
+    folder, name = _bundle_folder(site_root, bundle)
+    try:
+        result = package(folder, Path(out) if out else site_root / DEFAULT_OUT, name, Path(key) if key else None)
+    except PackageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    signed = f", signed ({result.signature.name})" if result.signature else ", not signed"
+    click.echo(f"Packaged {result.files} files into {result.archive} (sha256 {result.sha256}){signed}.")
+    click.echo(f"Timestamps: {result.mtime} from {result.mtime_source}. Checksum: {result.checksum.name}.")
+
+
+def _bundle_folder(site_root: Path, bundle: str) -> tuple[Path, str]:
+    """A configured bundle name means build/NAME; otherwise BUNDLE must be a folder."""
+    from .config import load_config
+
+    try:
+        names = [b.name for b in load_config(site_root).bundles]
+    except BuildError:
+        names = []
+    if bundle in names:
+        folder = site_root / "build" / bundle
+        if not folder.is_dir():
+            raise click.UsageError(f"bundle '{bundle}' is not built yet ({folder} is missing): run `sitegen build` first")
+        return folder, bundle
+    folder = Path(bundle)
+    if folder.is_dir():
+        return folder, folder.resolve().name
+    known = f"; configured bundles: {', '.join(names)}" if names else ""
+    raise click.UsageError(f"'{bundle}' is neither a bundle name nor a folder{known}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="The sender's Ed25519 public key (PEM): check the signature ARCHIVE.sig.")
+@click.option("--checksum", type=click.Path(dir_okay=False), help="The checksum file (default: ARCHIVE.sha256).")
+@click.option("--signature", type=click.Path(dir_okay=False), help="The signature file (default: ARCHIVE.sig).")
+def verify(archive, key, checksum, signature) -> None:
+    """Check a received archive before use: checksum file, every file inside, and the signature.
+
+    Exit 0 when everything matches, 1 (with every mismatch named) otherwise. Without --key only the
+    checksums are checked, which proves integrity but not who sent the archive.
+    """
+    from .package import verify as verify_archive
+
+    result = verify_archive(Path(archive), Path(key) if key else None,
+                            Path(checksum) if checksum else None, Path(signature) if signature else None)
+    if not result.ok:
+        for problem in result.problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo(f"Verification FAILED for {archive}: {len(result.problems)} problem(s). Do not use this archive.", err=True)
+        sys.exit(1)
+    for line in result.checked:
+        click.echo(f"ok: {line}")
+    if key:
+        click.echo(f"Verified {archive}: intact and signed by the expected key.")
+    else:
+        click.echo(f"Verified {archive}: intact. The signature was NOT checked: pass --key PUBKEY to know who made it.")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--out", "prefix", default="sitegen-signing", show_default=True, help="Write PREFIX.key (private, mode 0600) and PREFIX.pub.")
+@click.option("--force", is_flag=True, help="Replace existing key files.")
+def keygen(prefix, force) -> None:
+    """Create an Ed25519 key pair for signing archives (sitegen package --sign PREFIX.key).
+
+    Keep PREFIX.key secret (a CI secret, never in git); give PREFIX.pub and the printed fingerprint
+    to the offices, who check archives with `sitegen verify ARCHIVE --key PREFIX.pub`.
+    """
+    import subprocess
+
+    from .package import generate_keys
+
+    try:
+        private, public, print_ = generate_keys(Path(prefix), force=force)
+    except FileExistsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"Wrote {private} (private, keep it secret) and {public} (public, give it to the offices).")
+    click.echo(f"Fingerprint (SHA-256 of the DER public key): {print_}")
+    try:
+        ignored = subprocess.run(["git", "-C", str(private.parent), "check-ignore", "-q", private.name],
+                                 capture_output=True, timeout=30).returncode
+    except (OSError, subprocess.SubprocessError):
+        ignored = 128
+    if ignored == 1:
+        click.echo(f"warning: {private} is inside a git work tree and not ignored: move it out, or add it to .gitignore", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ publish the wrong thing.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,20 +90,36 @@ def _type_name(kind: Any) -> str:
     )
 
 
-def _check_table(data: Any, name: str, schema: dict[str, tuple[Any, bool]], where: str, problems: Problems) -> dict:
+def _line(text: str, table: str, key: str | None = None) -> int | None:
+    """The line of `[table]` (or of `key = …` inside it) in the TOML text, for error messages."""
+    lines = text.split("\n")
+    header = re.compile(r"^\s*\[\s*" + re.escape(table).replace("\\.", "\\s*\\.\\s*") + r"\s*\]")
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if key is None:
+        return None if start is None else start + 1
+    pattern = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+    for i in range(0 if start is None else start + 1, len(lines)):
+        if start is not None and i > start and lines[i].lstrip().startswith("["):
+            break
+        if pattern.match(lines[i]):
+            return i + 1
+    return None if start is None else start + 1
+
+
+def _check_table(data: Any, name: str, schema: dict[str, tuple[Any, bool]], text: str, problems: Problems) -> dict:
     if not isinstance(data, dict):
-        problems.error(where, None, f"[{name}] must be a table")
+        problems.error(CONFIG_NAME, _line(text, name), f"[{name}] must be a table")
         return {}
     for key, value in data.items():
         if key not in schema:
-            problems.error(where, None, f"unknown key '{key}' in [{name}]", _suggest(key, list(schema)))
+            problems.error(CONFIG_NAME, _line(text, name, key), f"unknown key '{key}' in [{name}]", _suggest(key, list(schema)))
             continue
         kind, _ = schema[key]
         if isinstance(value, bool) and kind is int or not isinstance(value, kind):
-            problems.error(where, None, f"'{name}.{key}' must be {_type_name(kind)}, not {value!r}")
+            problems.error(CONFIG_NAME, _line(text, name, key), f"'{name}.{key}' must be {_type_name(kind)}, not {value!r}")
     for key, (_, required) in schema.items():
         if required and key not in data:
-            problems.error(where, None, f"[{name}] is missing the required key '{key}'")
+            problems.error(CONFIG_NAME, _line(text, name), f"[{name}] is missing the required key '{key}'")
     return data
 
 
@@ -116,7 +133,8 @@ def load_config(root: Path) -> Config:
             [Problem(CONFIG_NAME, None, f"no {CONFIG_NAME} in {root}", "run the command in a site folder, or create one with `sitegen init DIR`")]
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         raise BuildError([Problem(CONFIG_NAME, line, f"invalid TOML: {exc}", "see https://toml.io for the syntax")]) from exc
@@ -124,15 +142,15 @@ def load_config(root: Path) -> Config:
     known = set(_SCHEMA) | {"bundles"}
     for key in raw:
         if key not in known:
-            problems.error(CONFIG_NAME, None, f"unknown table or key '{key}'", _suggest(key, sorted(known)))
+            problems.error(CONFIG_NAME, _line(text, key) or _line(text, "", key), f"unknown table or key '{key}'", _suggest(key, sorted(known)))
 
-    site = _check_table(raw.get("site", {}), "site", _SCHEMA["site"], CONFIG_NAME, problems)
-    audiences = _check_table(raw.get("audiences", {}), "audiences", _SCHEMA["audiences"], CONFIG_NAME, problems)
-    history = _check_table(raw.get("history", {}), "history", _SCHEMA["history"], CONFIG_NAME, problems)
+    site = _check_table(raw.get("site", {}), "site", _SCHEMA["site"], text, problems)
+    audiences = _check_table(raw.get("audiences", {}), "audiences", _SCHEMA["audiences"], text, problems)
+    history = _check_table(raw.get("history", {}), "history", _SCHEMA["history"], text, problems)
 
     tiers = tuple(audiences.get("tiers", DEFAULT_TIERS)) if isinstance(audiences.get("tiers", []), list) else DEFAULT_TIERS
     if not tiers or not all(isinstance(t, str) and t.isidentifier() for t in tiers) or len(set(tiers)) != len(tiers):
-        problems.error(CONFIG_NAME, None, "'audiences.tiers' must be a non-empty list of distinct names", 'e.g. tiers = ["public", "registered", "internal"]')
+        problems.error(CONFIG_NAME, _line(text, "audiences", "tiers"), "'audiences.tiers' must be a non-empty list of distinct names", 'e.g. tiers = ["public", "registered", "internal"]')
         tiers = DEFAULT_TIERS
 
     raw_bundles = raw.get("bundles")
@@ -143,13 +161,13 @@ def load_config(root: Path) -> Config:
         problems.error(CONFIG_NAME, None, "[bundles] must hold at least one [bundles.NAME] table")
         raw_bundles = {}
     for name, table in sorted(raw_bundles.items(), key=lambda item: str(item[0])):
-        data = _check_table(table, f"bundles.{name}", _BUNDLE_SCHEMA, CONFIG_NAME, problems)
+        data = _check_table(table, f"bundles.{name}", _BUNDLE_SCHEMA, text, problems)
         if not (isinstance(name, str) and name.replace("-", "").replace("_", "").isalnum()):
             problems.error(CONFIG_NAME, None, f"bundle name '{name}' is not a plain folder name", "use letters, digits, '-' or '_'")
             continue
         tier = data.get("tier")
         if isinstance(tier, str) and tier not in tiers:
-            problems.error(CONFIG_NAME, None, f"bundles.{name}.tier '{tier}' is not a tier", f"tiers are: {', '.join(tiers)}")
+            problems.error(CONFIG_NAME, _line(text, f"bundles.{name}", "tier"), f"bundles.{name}.tier '{tier}' is not a tier", f"tiers are: {', '.join(tiers)}")
             continue
         base_url = data.get("base_url")
         if isinstance(base_url, str) and base_url and not base_url.endswith("/"):
@@ -159,7 +177,7 @@ def load_config(root: Path) -> Config:
     bundles.sort(key=lambda b: (b.rank, b.name))
 
     if problems.has_errors():
-        raise BuildError(problems.errors)
+        raise BuildError(problems.errors, "configuration errors")
     return Config(
         root=root,
         title=site.get("title", "Documentation"),

@@ -153,7 +153,7 @@ def make_page(source: str, data: dict[str, Any], lines: dict[str, int], body: st
     if audience is not None and (not isinstance(audience, str) or audience not in tiers):
         bad("audience", f"unknown audience '{audience}'", f"use one of: {', '.join(tiers)}")
     for key in ("summary", "slug"):
-        if key in data and not isinstance(data[key], str):
+        if data.get(key) is not None and not isinstance(data[key], str):
             bad(key, f"{key} must be text, not {data[key]!r}", f'put it in quotes: {key}: "..."')
     labels = data.get("labels", [])
     if isinstance(labels, str):
@@ -284,7 +284,10 @@ def _assign_urls(site: Site, content: Path, problems: Problems) -> None:
         attachment = site.attachments[source]
         base = folder_url(attachment.folder)
         url = None if base is None else base + posixpath.basename(source)
-        if url is not None and url in owners:
+        if url is not None and url.split("/", 1)[0] in RESERVED_ROOT:
+            problems.error(content / source, None, f"'{url}' is a file the generator writes itself",
+                           "rename the attachment or move it into a section folder")
+        elif url is not None and url in owners:
             problems.error(content / source, None, f"duplicate URL '{url}', also produced by content/{owners[url]}", "rename one of them")
         elif url is not None:
             attachment.url = url
@@ -318,7 +321,7 @@ def discover(content: Path, tiers: tuple[str, ...], problems: Problems) -> Site:
 
 def _add_missing_sections(site: Site, content: Path, problems: Problems) -> None:
     """A folder without `_index.md` still is a section: give it a title made from its name."""
-    folders = {posixpath.dirname(s) for s in list(site.pages) + list(site.attachments)}
+    folders = {posixpath.dirname(s) for s in site.pages}  # a folder of attachments only is no section
     for folder in list(folders):
         while folder:
             folders.add(folder)

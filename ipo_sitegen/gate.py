@@ -11,6 +11,7 @@ HTML, the table of contents, the search index, a feed or a diff.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -19,9 +20,10 @@ from .config import Bundle, Config
 from .content import Attachment, Page, Site
 from .errors import Problems
 
-_OPEN = re.compile(r"^:::\s*audience\s+(\S+)\s*$")
-_CLOSE = re.compile(r"^:::\s*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_MARKER = re.compile(r"^\s*:::")
+_OPEN = re.compile(r"^\s*:::\s*audience\s+(\S+)\s*$")
+_CLOSE = re.compile(r"^\s*:::\s*$")
+_FENCE = re.compile(r"^(`{3,}|~{3,})")
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,38 @@ class HiddenBlock:
     line: int
 
 
+def _code_lines(lines: list[str]) -> set[int]:
+    """Indexes of lines inside fenced code blocks, exactly as Python-Markdown's fenced_code sees them:
+    a fence starts at column 0 and is code only if the very same fence closes it later."""
+    code: set[int] = set()
+    i = 0
+    while i < len(lines):
+        match = _FENCE.match(lines[i])
+        if match:
+            fence = match.group(1)
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].rstrip() == fence), None)
+            if end is not None:
+                code.update(range(i, end + 1))
+                i = end + 1
+                continue
+        i += 1
+    return code
+
+
 def parse_blocks(page: Page, tiers: tuple[str, ...], problems: Problems, path: str) -> list[Segment]:
-    """Split a page body into segments by `::: audience` blocks; fenced code is never parsed."""
+    """Split a page body into segments by `::: audience` blocks; fenced code is never parsed.
+
+    Any other line starting with ':::' (indented or not) is an error rather than text: a marker the
+    gate does not understand must never let its block through as ordinary prose.
+    """
     if ":::" not in page.body:  # most pages: one segment everyone may see
         return [Segment(page.body + "\n", 0, page.body_line)]
     segments: list[Segment] = []
     stack: list[tuple[int, int]] = []  # (rank, opening line)
-    fence: str | None = None
     buffer: list[str] = []
     start = page.body_line
+    lines = page.body.split("\n")
+    code = _code_lines(lines)
 
     def flush(next_line: int) -> None:
         nonlocal buffer, start
@@ -60,17 +85,9 @@ def parse_blocks(page: Page, tiers: tuple[str, ...], problems: Problems, path: s
             segments.append(Segment("\n".join(buffer) + "\n", stack[-1][0] if stack else 0, start))
         buffer, start = [], next_line
 
-    for offset, line in enumerate(page.body.split("\n")):
+    for offset, line in enumerate(lines):
         number = page.body_line + offset
-        if fence is None:
-            match = _FENCE.match(line)
-            if match:
-                fence = match.group(1)
-        elif line.strip().startswith(fence[0] * len(fence)) and not line.strip().strip(fence[0]):
-            fence = None
-            buffer.append(line)
-            continue
-        if fence is not None:
+        if offset in code or not _MARKER.match(line):
             buffer.append(line)
             continue
         opening = _OPEN.match(line)
@@ -94,7 +111,11 @@ def parse_blocks(page: Page, tiers: tuple[str, ...], problems: Problems, path: s
             segments.append(Segment("", rank, number, closes=True))
             stack.pop()
         else:
-            buffer.append(line)
+            problems.error(path, number, f"unrecognised block marker '{line.strip()}'",
+                           "write '::: audience TIER' to open a gated block and ':::' alone to close it")
+            flush(number + 1)
+            stack.append((len(tiers) - 1, number))  # default deny until the line is fixed
+            segments.append(Segment("", len(tiers) - 1, number, opens=tiers[-1]))
     flush(0)
     for rank, line in stack:
         problems.error(path, line, f"gated block '::: audience {tiers[rank]}' is never closed", "add a line ':::' where the block ends")
@@ -215,8 +236,12 @@ class Gate:
 
     # -- attachments ---------------------------------------------------------------------
     def attachment_floor(self, attachment: Attachment) -> int:
-        """An attachment is never more visible than the most visible page in its folder."""
-        return self._folder_floor.get(attachment.folder, self.most_restricted)
+        """An attachment is never more visible than the most visible page in its folder (for a
+        folder without pages, such as `img/`, the nearest enclosing folder that has pages)."""
+        folder = attachment.folder
+        while folder not in self._folder_floor and folder:
+            folder = posixpath.dirname(folder)
+        return self._folder_floor.get(folder, self.most_restricted)
 
     def attachment_allowed(self, attachment: Attachment, bundle: Bundle) -> bool:
         """May `bundle` hold this attachment if one of its pages references it?"""

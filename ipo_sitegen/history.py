@@ -263,6 +263,7 @@ class History:
         self._views: dict[str, dict[str, list[Change]]] = {}
         self._message_ranks: dict[int, int] = {}
         self._ranks: dict[tuple[str, int], int] = {}
+        self._on_disk: dict[str, str] = {}
         self._follow()
 
     def _follow(self) -> None:
@@ -286,6 +287,9 @@ class History:
                     live[change.new_path] = revisions
         self._timeline = timeline
         self.lineage = {path: revisions for path, revisions in live.items() if path in self.site.pages}
+        # Blobs whose text read_git left out because a clean file on disk holds it.
+        self._on_disk = {revisions[-1].blob: path for path, revisions in self.lineage.items()
+                         if path not in self.log.uncommitted and revisions[-1].blob not in self.log.blobs}
 
     # -- the state of the tree at a commit ------------------------------------------------
     def blob_at(self, path: str, index: int) -> str | None:
@@ -300,8 +304,8 @@ class History:
             return self._snapshots[blob]
         text = self.log.blobs.get(blob)
         snap = Snapshot(None, None, False, None)
-        current = self.site.pages.get(path)
-        if text is None and current is not None and self.blob_at(path, len(self.log.commits)) == blob:
+        current = self.site.pages.get(self._on_disk.get(blob, ""))
+        if text is None and current is not None:
             # The committed version of a clean page is the file on disk: already parsed.
             snap = Snapshot(current.title, current.audience, current.draft, current)
         elif text is not None:

@@ -141,7 +141,7 @@ class ThemeRenderer:
 
     def sitemap(self, pages: list[Page]) -> str:
         base = self.bundle.base_url or ""
-        return self.env.get_template("sitemap.xml").render(urls=[base + p.url for p in sorted(pages, key=lambda p: p.url)])
+        return self.env.get_template("sitemap.xml").render(urls=[(base + p.url) or "./" for p in sorted(pages, key=lambda p: p.url)])
 
     def robots(self) -> str:
         if self.bundle.rank == 0:

@@ -127,7 +127,8 @@ def new_page(root: Path, relative: str, title: str | None = None, audience: str 
     title = title or name.replace("-", " ").replace("_", " ").capitalize()
     lines = ["---", f"title: {title!r}" if ":" in title or "#" in title else f"title: {title}"]
     lines.append(f"audience: {audience}" if audience else "# audience: inherited from the section (no audience anywhere means the most restricted tier)")
-    lines += ["summary: ", "labels: []", "draft: true", "---", "", "Write here. Remove `draft: true` when the page is ready.", ""]
+    lines += ["# summary: one line for lists, feeds and search", "labels: []", "draft: true", "---", "",
+              "Write here. Remove `draft: true` when the page is ready.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

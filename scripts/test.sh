@@ -4,9 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests drive for real (no mocks): git for history tests.
+# System packages the tests drive for real (no mocks): git for history tests, Chromium for the
+# search tests (Playwright drives Debian's chromium; `playwright install` is never needed).
 need=()
 command -v git >/dev/null 2>&1 || need+=(git)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# nginx for the reverse-proxy tests (Debian installs it in /usr/sbin, which PATH may lack).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 if [ "${#need[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -19,3 +19,28 @@
     });
   }
 })();
+
+/* The search box in the header: "/" focuses it (as on many sites), and under file:// the form
+   goes to search/index.html, since a folder URL would show a directory listing. */
+(function () {
+  "use strict";
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    var target = event.target;
+    if (target && (target.isContentEditable || /^(input|textarea|select)$/i.test(target.tagName))) return;
+    var box = document.querySelector('form.search input[name="q"]');
+    if (!box) return;
+    event.preventDefault();
+    box.focus();
+    box.select();
+  });
+  if (location.protocol === "file:") {
+    document.addEventListener("DOMContentLoaded", function () {
+      var forms = document.querySelectorAll("form.search[action]");
+      for (var i = 0; i < forms.length; i++) {
+        var action = forms[i].getAttribute("action");
+        if (action.slice(-1) === "/") forms[i].setAttribute("action", action + "index.html");
+      }
+    });
+  }
+})();

@@ -1,0 +1,418 @@
+"""Search: a full-text index per bundle, written as script files that the search page loads on demand.
+
+Why scripts and not JSON: browsers refuse `fetch` from file://, and a bundle must work from a file
+share; a `<script>` tag loads from anywhere. Every file calls `window.__sitegenSearch.docs(...)` or
+`window.__sitegenSearch.shard(N, ...)`, and theme/static/search.js does the rest.
+
+The index is built from the page bodies the bundle's pages are rendered from — after the gate has cut
+the blocks the bundle may not show and after links were finalised — and only from the bundle's own
+pages, so it holds nothing the bundle does not already show.
+
+Files, under `search/` in each bundle:
+
+    docs.js       one entry per page (URL, title, parent section, labels, tier, date, summary and the
+                  first words of the body for snippets) and the table that maps term prefixes to shards
+    shard-NN.js   the postings of every term starting with some prefixes: a query loads docs.js and
+                  only the shards its terms fall in
+    index.html    the search page (theme template search.html)
+
+Tokens: text is lower-cased, decomposed (NFKD), stripped of combining accents and a few letters are
+folded by hand (ß→ss, ø→o, ł→l…); a token is then a run of letters and digits. search.js folds
+queries the same way, so "Markovic" finds "Marković".
+
+Positions: a page is one stream of tokens — title, summary, labels, then the body block by block —
+with one unused position between fields and blocks, so that a phrase never spans two of them. For
+each term and page the index keeps a field mask (where the term occurs: ranking and `title:`) and
+every position (phrase queries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Iterable, Mapping
+
+from .render import label_url, theme_static_dir
+
+# Field bits of a term in a page; search.js ranks title > heading > label > summary > body.
+TITLE, HEADING, LABEL, SUMMARY, BODY = 1, 2, 4, 8, 16
+
+SHARD_BYTES = 48_000  # target size of one shard file: a few requests per query, none of them large
+SNIPPET_CHARS = 480  # body text kept per page for snippets (the index would otherwise be as large as the pages)
+
+# ---- Tokens -------------------------------------------------------------------------------------
+# Must stay identical to fold() and tokenize() in theme/static/search.js.
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_LETTERS = str.maketrans({"ß": "ss", "ø": "o", "đ": "d", "ł": "l", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d",
+                          "ı": "i", "ς": "σ"})
+_TOKEN = re.compile(r"[^\W_]+")  # letters and digits (search.js: /[\p{L}\p{N}]+/u)
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: what a reader means when they type a word."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    return _MARKS.sub("", unicodedata.normalize("NFKD", text)).translate(_LETTERS)
+
+
+def tokenize(text: str) -> list[str]:
+    """The searchable words of `text`, folded, in order."""
+    return _TOKEN.findall(fold(text))
+
+
+# ---- Text of a rendered body ---------------------------------------------------------------------
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_BLOCKS = _HEADINGS | {"p", "div", "li", "ul", "ol", "dl", "dt", "dd", "table", "thead", "tbody", "tr", "td", "th",
+                       "pre", "blockquote", "section", "article", "aside", "figure", "figcaption", "details",
+                       "summary", "br", "hr"}
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+_SKIP_TAGS = {"script", "style", "template", "button"}
+# Decoration, not text: the "#" permalink after headings, the lock icon and its spoken label, footnote
+# marks (a "1" glued to the word before it) and their back-links.
+_SKIP_CLASSES = {"headerlink", "visually-hidden", "lock", "footnote-ref", "footnote-backref"}
+
+
+@dataclass(frozen=True)
+class Block:
+    heading: bool
+    text: str
+
+
+class _BodyText(HTMLParser):
+    """The blocks of text of a page body (headings, paragraphs, list items, cells…), in order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[Block] = []
+        self._open: list[tuple[str, bool]] = []  # (tag, skipped) of the elements we are inside
+        self._skipping = 0
+        self._headings = 0
+        self._words: list[str] = []
+
+    def _flush(self) -> None:
+        text = " ".join("".join(self._words).split())
+        if text:
+            self.blocks.append(Block(self._headings > 0, text))
+        self._words = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCKS:
+            self._flush()
+        if tag in _VOID:
+            return
+        values = dict(attrs)
+        skip = (tag in _SKIP_TAGS or values.get("aria-hidden") == "true"
+                or bool(_SKIP_CLASSES & set((values.get("class") or "").split())))
+        self._open.append((tag, skip))
+        self._skipping += skip
+        self._headings += tag in _HEADINGS
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCKS:
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if not any(name == tag for name, _ in self._open):
+            return  # a stray end tag: ignore it as a browser would
+        if tag in _BLOCKS:
+            self._flush()
+        while self._open:
+            name, skipped = self._open.pop()
+            self._skipping -= skipped
+            self._headings -= name in _HEADINGS
+            if name == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self._words.append(data)
+
+
+def body_blocks(html: str) -> list[Block]:
+    """The text of a rendered page body as blocks; markup and decoration are dropped."""
+    parser = _BodyText()
+    parser.feed(html)
+    parser.close()
+    parser._flush()
+    return parser.blocks
+
+
+def excerpt(blocks: list[Block], limit: int = SNIPPET_CHARS) -> str:
+    """The first `limit` characters of the body as running text, cut at a word, for snippets."""
+    parts: list[str] = []
+    size = 0
+    for block in blocks:
+        if parts:
+            # Headings and cells have no full stop: keep them apart from what follows.
+            parts.append(" " if parts[-1][-1] in ".!?:;…" else " · ")
+        parts.append(block.text)
+        size += len(block.text) + 3
+        if size > limit:
+            break
+    text = "".join(parts)
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit + 1)
+    return text[: cut if cut > limit // 2 else limit].rstrip(" ·") + " …"
+
+
+# ---- Documents and postings ----------------------------------------------------------------------
+@dataclass
+class Entry:
+    """One page of the bundle as the index sees it."""
+
+    source: str
+    url: str
+    title: str
+    html: str  # the body as the bundle renders it (gated, links finalised)
+    summary: str = ""
+    labels: tuple[str, ...] = ()
+    tier: int = 0
+    parent: str | None = None  # source of the enclosing section's index page, if any
+    date: int = 0  # time of the last change (Unix seconds), 0 when unknown: recency ranking
+
+
+def stream(entry: Entry, blocks: list[Block]) -> list[tuple[str, int, int]]:
+    """(term, position, field) for every token of a page, with a gap between fields and blocks."""
+    out: list[tuple[str, int, int]] = []
+    position = 0
+
+    def add(text: str, where: int) -> None:
+        nonlocal position
+        words = tokenize(text)
+        for word in words:
+            out.append((word, position, where))
+            position += 1
+        if words:
+            position += 1  # the gap
+
+    add(entry.title, TITLE)
+    add(entry.summary, SUMMARY)
+    for label in entry.labels:
+        add(label, LABEL)
+    for block in blocks:
+        add(block.text, HEADING if block.heading else BODY)
+    return out
+
+
+@dataclass
+class Posting:
+    mask: int = 0
+    positions: list[int] = field(default_factory=list)
+
+
+# Postings are written as one string per term, a sequence of small integers in a variable-length
+# code: base 32, most significant digit first, the last digit of each integer taken from _LAST and the
+# others from _MORE, so a reader knows where an integer ends. "Last" digits are digits and punctuation,
+# so a run of letters is at most four long for the integers we write: the code never spells a word
+# the leak audit (which reads every string of a bundle) could take for text. Sequence per page, pages
+# in increasing order: page number minus the previous one, field mask, number of positions, then each
+# position minus the previous one.
+_LAST = "0123456789!#$%()*+-.:;=?@[]^{|}~"
+_MORE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
+
+
+def encode_numbers(numbers: Iterable[int]) -> str:
+    out: list[str] = []
+    for number in numbers:
+        if number < 0:
+            raise ValueError(f"cannot encode a negative number: {number}")
+        digits = [_LAST[number & 31]]
+        number >>= 5
+        while number:
+            digits.append(_MORE[number & 31])
+            number >>= 5
+        out.extend(reversed(digits))
+    return "".join(out)
+
+
+def decode_numbers(text: str) -> list[int]:
+    numbers: list[int] = []
+    value = 0
+    for char in text:
+        more = _MORE.find(char)
+        if more >= 0:
+            value = value * 32 + more
+        else:
+            numbers.append(value * 32 + _LAST.index(char))
+            value = 0
+    return numbers
+
+
+def encode_postings(postings: Mapping[int, Posting]) -> str:
+    numbers: list[int] = []
+    previous_doc = 0
+    for doc in sorted(postings):
+        posting = postings[doc]
+        numbers += [doc - previous_doc, posting.mask, len(posting.positions)]
+        previous = 0
+        for position in posting.positions:
+            numbers.append(position - previous)
+            previous = position
+        previous_doc = doc
+    return encode_numbers(numbers)
+
+
+def decode_postings(text: str) -> dict[int, Posting]:
+    """The inverse of encode_postings (search.js has its own): page number -> Posting."""
+    numbers = decode_numbers(text)
+    out: dict[int, Posting] = {}
+    i, doc = 0, 0
+    while i < len(numbers):
+        doc += numbers[i]
+        mask, count = numbers[i + 1], numbers[i + 2]
+        positions, position = [], 0
+        for delta in numbers[i + 3 : i + 3 + count]:
+            position += delta
+            positions.append(position)
+        out[doc] = Posting(mask, positions)
+        i += 3 + count
+    return out
+
+
+# ---- Shards --------------------------------------------------------------------------------------
+def shard_prefixes(sizes: Mapping[str, int], target: int = SHARD_BYTES) -> list[tuple[str, list[str]]]:
+    """Split the sorted terms by prefix until every group fits `target` (or is one term).
+
+    Returns (prefix, terms) in prefix order. A group whose prefix was split keeps only the term equal to
+    the prefix, if any. A term belongs to the group with the longest prefix that starts it, which is how
+    search.js finds the shard of a term without knowing the terms.
+    """
+
+    def split(prefix: str, terms: list[str]) -> list[tuple[str, list[str]]]:
+        if sum(sizes[t] for t in terms) <= target or len(terms) <= 1:
+            return [(prefix, terms)]
+        groups: dict[str, list[str]] = {}
+        exact = [t for t in terms if t == prefix]
+        for term in terms:
+            if term != prefix:
+                groups.setdefault(term[: len(prefix) + 1], []).append(term)
+        out = [(prefix, exact)] if exact else []
+        for child in sorted(groups):
+            out += split(child, groups[child])
+        return out
+
+    return split("", sorted(sizes))
+
+
+def pack(groups: list[tuple[str, list[str]]], sizes: Mapping[str, int], target: int = SHARD_BYTES) -> list[list[tuple[str, list[str]]]]:
+    """Neighbouring small groups share a file, so that rare prefixes do not make a file each."""
+    files: list[list[tuple[str, list[str]]]] = []
+    size = target + 1
+    for prefix, terms in groups:
+        weight = sum(sizes[t] for t in terms)
+        if size + weight > target:
+            files.append([])
+            size = 0
+        files[-1].append((prefix, terms))
+        size += weight
+    return files
+
+
+def shard_of(term: str, table: list[tuple[str, int]]) -> int | None:
+    """The shard holding `term`, from the table in docs.js (as search.js does it)."""
+    best = None
+    for prefix, number in table:
+        if term.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, number)
+    return best[1] if best else None
+
+
+# ---- The index -----------------------------------------------------------------------------------
+def _dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def shard_name(number: int) -> str:
+    return f"shard-{number:02d}.js"
+
+
+@dataclass
+class SearchIndex:
+    files: dict[str, str]  # name under search/ -> text
+    version: str  # digest of every file: search.js asks for ?v=VERSION, so no stale file is mixed in
+    terms: int
+    postings: int
+
+
+def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: int = SHARD_BYTES,
+                snippet_chars: int = SNIPPET_CHARS) -> SearchIndex:
+    """The search files for one bundle's pages. Same entries, same bytes."""
+    entries = sorted(entries, key=lambda e: (e.url, e.source))
+    number = {e.source: i for i, e in enumerate(entries)}
+    labels = sorted({label for e in entries for label in e.labels}, key=lambda name: (fold(name), name))
+    label_number = {name: i for i, name in enumerate(labels)}
+
+    index: dict[str, dict[int, Posting]] = {}
+    docs = []
+    for doc, entry in enumerate(entries):
+        blocks = body_blocks(entry.html)
+        for term, position, where in stream(entry, blocks):
+            posting = index.setdefault(term, {}).setdefault(doc, Posting())
+            posting.mask |= where
+            posting.positions.append(position)
+        parent = number.get(entry.parent, -1) if entry.parent else -1
+        docs.append([entry.url, entry.title, parent, [label_number[name] for name in entry.labels], entry.tier,
+                     entry.date, entry.summary, excerpt(blocks, snippet_chars)])
+
+    encoded = {term: encode_postings(postings) for term, postings in index.items()}
+    sizes = {term: len(_dumps(term)) + len(_dumps(text)) + 2 for term, text in encoded.items()}
+    files = pack(shard_prefixes(sizes, shard_bytes), sizes, shard_bytes)
+    out: dict[str, str] = {}
+    table: list[list] = []
+    for n, groups in enumerate(files):
+        terms = {}
+        for prefix, members in groups:
+            table.append([prefix, n])
+            terms.update((t, encoded[t]) for t in members)
+        out[shard_name(n)] = f"window.__sitegenSearch.shard({n},{_dumps(terms)});\n"
+    from_label = [[name, label_url(name)] for name in labels]
+    meta = {"docs": docs, "fields": {"title": TITLE, "heading": HEADING, "label": LABEL, "summary": SUMMARY, "body": BODY},
+            "labels": from_label, "shards": table, "tiers": list(tiers)}
+    out["docs.js"] = f"window.__sitegenSearch.docs({_dumps(meta)});\n"
+    digest = hashlib.sha256()
+    for name in sorted(out):
+        digest.update(name.encode() + b"\0" + out[name].encode() + b"\0")
+    return SearchIndex(out, digest.hexdigest()[:12], len(index), sum(len(p) for p in index.values()))
+
+
+# ---- Writing it into a bundle --------------------------------------------------------------------
+def entries_for(pages, bodies: Mapping[str, str], dates: Mapping[str, int] | None = None) -> list[Entry]:
+    """Index entries for the pages of one bundle; `bodies` are their finalised HTML bodies by source."""
+    in_bundle = {p.source for p in pages}
+    out = []
+    for page in pages:
+        parent = None
+        if not page.is_home:
+            section = page.section
+            candidate = posixpath.join(section, "_index.md") if section else None
+            parent = candidate if candidate in in_bundle else None
+        out.append(Entry(page.source, page.url, page.title, bodies[page.source], page.summary, tuple(page.labels),
+                         max(page.rank, 0), parent, (dates or {}).get(page.source, 0)))
+    return out
+
+
+def write_search(writer, theme, pages, bodies: Mapping[str, str], dates: Mapping[str, int] | None = None) -> SearchIndex:
+    """Write search/ (page, docs.js, shards) and the search script into one bundle.
+
+    `theme` is the bundle's ThemeRenderer; `dates` maps a page source to the time of its last change
+    in this bundle (Unix seconds), for recency ranking, when history is known.
+    """
+    tiers = theme.config.tiers[: theme.bundle.rank + 1]
+    index = build_index(entries_for(pages, bodies, dates), tiers)
+    for name, text in sorted(index.files.items()):
+        writer.write("search/" + name, text)
+    script = (theme_static_dir() / "search.js").read_text(encoding="utf-8")
+    script_path = f"assets/search.{hashlib.sha256(script.encode()).hexdigest()[:10]}.js"
+    writer.write(script_path, script)
+    here = "search/"
+    context = theme.common(here, "Search")
+    context["search"] = {"script": context["root"] + script_path, "version": index.version}
+    writer.write(here + "index.html", theme.env.get_template("search.html").render(context))
+    return index

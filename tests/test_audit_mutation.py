@@ -1,0 +1,292 @@
+"""Mutation tests: the leak gate must be able to fail.
+
+Story: the renderer is correct today, so an audit that never fires would look just as good as one
+that works. Here a good site is built once (its build/ snapshotted byte for byte); then each test
+introduces one fault of the kind that makes other generators leak — a template override, a
+hand-made search index, a feed or sitemap dropped into static/, an attachment copied under another
+name, a restricted URL in an attribute, a hidden block's heading printed by an override — and
+insists that the build fails with exit 1, names the leaked fragment and where it came from, and
+leaves the previous build/ exactly as it was. `sitegen audit` on a tampered bundle must fail too.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from helpers import make_site, page, read_tree, run
+from helpers import build as run_build
+
+from ipo_sitegen.audit import audit_folders, tokens
+
+# A restricted page (registered) in a public section, with a slug, a distinctive sentence with an
+# accent and an attachment that only it references.
+ESCROW_TITLE = "Key Escrow & Recovery Plan"
+ESCROW_SENTENCE = "Émile rotates the signing keys every ninety days in the basement vault."
+ESCROW_SLUG = "hsm-escrow-runbook"
+ESCROW_SOURCE = "content/deployment/escrow.md"
+DIAGRAM = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) + b"vault wiring, registered only"
+# A public page with a registered block whose heading only registered readers may see.
+BLOCK_HEADING = "Emergency revocation procedure"
+BLOCK_SOURCE = "content/guides/getting-started.md"
+
+FILES = {
+    "content/_index.md": page("Support space", "public", "Welcome. Start with [getting started](guides/getting-started.md)."),
+    "content/guides/_index.md": page("Guides", "public", "Guides for everyone."),
+    "content/guides/getting-started.md": page("Getting started", "public", f"""\
+Create an account on the portal, then confirm your e-mail address.
+
+## Your first filing
+
+Fill in the application form and pay the fee.
+
+::: audience registered
+
+## {BLOCK_HEADING}
+
+Registered offices revoke a compromised certificate through the examiner desk within two hours.
+
+:::
+
+Registered offices can also read the [installation notes](../deployment/installation.md).
+""", labels="[general]"),
+    "content/deployment/_index.md": page("Deployment", "public", "How offices run the platform."),
+    "content/deployment/installation.md": page("Installation", "registered", "Install the platform on two servers."),
+    ESCROW_SOURCE: page(ESCROW_TITLE, "registered", f"""\
+{ESCROW_SENTENCE}
+
+![Vault diagram](vault-diagram.png)
+""", slug=ESCROW_SLUG, summary='"Where the escrowed keys live"'),
+    "content/deployment/vault-diagram.png": DIAGRAM,
+    "content/staff/_index.md": page("Staff notes", "internal", "Work in progress, for staff only."),
+}
+
+
+def fragment(text: str) -> str:
+    """A fragment as the audit prints it: the words, lower-cased, accents stripped, one space apart."""
+    return " ".join(tokens(text))
+
+
+@pytest.fixture(scope="module")
+def good_site(tmp_path_factory):
+    """The good site, built once; tests copy it (with its build/) and break the copy."""
+    site = make_site(tmp_path_factory.mktemp("good"), FILES)
+    result = run_build(site)
+    assert result.exit_code == 0, result.output
+    return site
+
+
+@pytest.fixture
+def site(good_site, tmp_path):
+    copy = tmp_path / "site"
+    shutil.copytree(good_site, copy, symlinks=True)
+    return copy
+
+
+def write(site, relative: str, data: str | bytes) -> None:
+    path = site / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data, encoding="utf-8")
+
+
+_LEAK = re.compile(r'^(?P<bundle>[^/\s]+)/(?P<file>\S+): error: LEAK: (?P<kind>[\w ]+?) of (?P<origin>.+) found: "(?P<fragment>.*)"')
+
+
+def leak_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if "LEAK" in line]
+
+
+def leaks(output: str) -> list[dict]:
+    return [m.groupdict() for m in map(_LEAK.match, output.splitlines()) if m]
+
+
+def names_fragment(found: str, expected: str) -> bool:
+    """The audit names a fragment of at least two words out of the expected text (or its start)."""
+    if expected.endswith("…"):
+        return found.startswith(expected[:-1])
+    return len(found.split()) >= min(2, len(expected.split())) and f" {found} " in f" {expected} "
+
+
+def assert_gate_fails(site, *, bundle: str, file: str | None, kind: str | None, origin: str, fragment_text: str):
+    """Build `site`; insist on exit 1, a LEAK line naming file, origin and a fragment of `fragment_text`,
+    and a build/ left byte for byte as it was."""
+    before = read_tree(site / "build")
+    assert before, "the good build is missing"
+    result = run_build(site)
+    output = result.stdout + result.stderr
+    assert result.exit_code == 1, f"the gate let the fault through (exit {result.exit_code}):\n{output}"
+    found = leaks(output)
+    assert found, f"exit 1 but no LEAK line:\n{output}"
+    wanted = [leak for leak in found
+              if leak["bundle"] == bundle and (file is None or leak["file"] == file)
+              and leak["origin"].startswith(origin) and (kind is None or leak["kind"] == kind)
+              and names_fragment(leak["fragment"], fragment_text)]
+    assert wanted, (f"no LEAK line for {bundle}/{file or '*'} naming {origin} and a fragment of {fragment_text!r}:\n"
+                    + "\n".join(leak_lines(output)))
+    assert read_tree(site / "build") == before, "a failed build changed build/"
+    return output
+
+
+def test_good_site_builds_and_passes_its_own_audit(good_site):
+    result = run(["audit", "--root", good_site])
+    assert result.exit_code == 0, result.output
+    assert "Audit passed" in result.stdout
+
+
+def test_harmless_override_still_builds(site):
+    """Control: an override that prints only what the bundle may see is no leak."""
+    write(site, "templates/page.html",
+          '{% extends "_page_frame.html" %}{% block after_body %}<p>Support space · Guides for everyone.</p>{% endblock %}')
+    result = run_build(site)
+    assert result.exit_code == 0, result.output
+
+
+# (a) A template override prints a restricted page's title into every page.
+def test_override_printing_a_restricted_title_fails(site):
+    write(site, "templates/page.html",
+          '{% extends "_page_frame.html" %}{% block after_body %}<p>Key Escrow &amp; Recovery Plan</p>{% endblock %}')
+    assert_gate_fails(site, bundle="public", file="guides/getting-started/index.html", kind="title",
+                      origin=ESCROW_SOURCE, fragment_text=fragment(ESCROW_TITLE))
+
+
+# (b) A hand-made search index in static/ (copied into every bundle) holding a restricted sentence
+# as a JavaScript string with escapes.
+@pytest.mark.parametrize("literal", [
+    # \u00c9 for É and \" around a word
+    '"\\u00c9mile rotates the signing keys every \\"ninety\\" days in the basement vault."',
+    # every space escaped: no word pair is adjacent in the raw bytes, only in the decoded string
+    '\'\\u00c9mile\\u0020rotates\\u0020the\\u0020signing\\u0020keys\\u0020every\\u0020ninety\\u0020days\'',
+], ids=["unicode-and-quote-escapes", "escaped-spaces-single-quotes"])
+def test_search_index_in_static_with_a_restricted_sentence_fails(site, literal):
+    write(site, "static/search-index.js", f"var SEARCH = [{{url: 'x/', text: {literal}}}];\n")
+    assert_gate_fails(site, bundle="public", file="search-index.js", kind="text", origin=ESCROW_SOURCE,
+                      fragment_text=fragment(ESCROW_SENTENCE))
+
+
+# (c) A feed item with the restricted title HTML-escaped inside <content type="html">.
+def test_feed_in_static_with_an_escaped_restricted_title_fails(site):
+    write(site, "static/extra-feed.xml", """\
+<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+<entry><title>Update</title>
+<content type="html">&lt;p&gt;Key Escrow &amp;amp; Recovery Plan&lt;/p&gt;</content></entry>
+</feed>
+""")
+    assert_gate_fails(site, bundle="public", file="extra-feed.xml", kind="title", origin=ESCROW_SOURCE,
+                      fragment_text=fragment(ESCROW_TITLE))
+
+
+# (c') A sitemap line with the restricted page's URL.
+def test_sitemap_in_static_with_a_restricted_url_fails(site):
+    write(site, "static/extra-sitemap.xml", f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+<url><loc>https://support.example.org/restricted/deployment/{ESCROW_SLUG}/</loc></url>
+</urlset>
+""")
+    assert_gate_fails(site, bundle="public", file="extra-sitemap.xml", kind=None, origin=ESCROW_SOURCE,
+                      fragment_text=fragment(f"deployment/{ESCROW_SLUG}"))
+
+
+# (d) A restricted attachment's bytes under static/ with another name.
+def test_restricted_attachment_copied_under_another_name_fails(site):
+    write(site, "static/img/logo.png", DIAGRAM)
+    output = assert_gate_fails(site, bundle="public", file="img/logo.png", kind="attachment",
+                               origin="content/deployment/vault-diagram.png", fragment_text="file with SHA-256 …")
+    # the restricted bundle may hold the diagram: no leak reported there
+    assert not [line for line in leak_lines(output) if line.startswith("restricted/")], output
+
+
+# (e) A template leaks a restricted URL (slug) in an attribute.
+def test_override_with_a_restricted_url_in_an_attribute_fails(site):
+    write(site, "templates/page.html",
+          '{% extends "_page_frame.html" %}{% block after_body %}'
+          f'<a href="../../deployment/{ESCROW_SLUG}/">x</a>{{% endblock %}}')
+    assert_gate_fails(site, bundle="public", file="guides/getting-started/index.html", kind=None,
+                      origin=ESCROW_SOURCE, fragment_text=fragment(ESCROW_SLUG))
+
+
+def test_restricted_url_percent_encoded_in_an_attribute_fails(site):
+    write(site, "templates/page.html",
+          '{% extends "_page_frame.html" %}{% block after_body %}'
+          f'<a data-next="%2Fdeployment%2F{ESCROW_SLUG.replace("-", "%2D")}%2F">x</a>{{% endblock %}}')
+    assert_gate_fails(site, bundle="public", file="guides/getting-started/index.html", kind=None,
+                      origin=ESCROW_SOURCE, fragment_text=fragment(ESCROW_SLUG))
+
+
+# (f) The heading of a registered block printed into public by an override.
+def test_override_printing_a_hidden_block_heading_fails(site):
+    write(site, "templates/page.html",
+          '{% extends "_page_frame.html" %}{% block after_body %}'
+          f'<h2>{BLOCK_HEADING}</h2>{{% endblock %}}')
+    assert_gate_fails(site, bundle="public", file="guides/getting-started/index.html", kind="heading",
+                      origin=f"{BLOCK_SOURCE}:", fragment_text=fragment(BLOCK_HEADING))
+
+
+def test_override_printing_a_hidden_block_sentence_into_the_section_page_fails(site):
+    write(site, "templates/section.html",
+          '{% extends "_page_frame.html" %}{% block after_body %}'
+          '<p>Registered offices revoke a compromised certificate through the examiner desk.</p>{% endblock %}')
+    assert_gate_fails(site, bundle="public", file="guides/index.html", kind="text",
+                      origin=f"{BLOCK_SOURCE}:", fragment_text="registered offices revoke a compromised certificate")
+
+
+def test_internal_material_in_the_restricted_bundle_fails(site):
+    """The gate checks every bundle, not only public: staff notes must not reach the restricted one."""
+    write(site, "templates/page.html",
+          '{% extends "_page_frame.html" %}{% block after_body %}<p>See the Staff notes.</p>{% endblock %}')
+    output = assert_gate_fails(site, bundle="restricted", file="deployment/installation/index.html", kind="title",
+                               origin="content/staff/_index.md", fragment_text="staff notes")
+    assert any(line.startswith("public/") for line in leak_lines(output))
+
+
+# -- `sitegen audit` on built folders ---------------------------------------------------------------
+
+
+def test_audit_of_a_bundle_with_a_restricted_page_copied_in_fails(site):
+    public = site / "build" / "public"
+    stolen = (site / "build" / "restricted" / "deployment" / ESCROW_SLUG / "index.html").read_bytes()
+    (public / "deployment" / "copied").mkdir(parents=True)
+    (public / "deployment" / "copied" / "index.html").write_bytes(stolen)
+    result = run(["audit", "--root", site, public])
+    output = result.stdout + result.stderr
+    assert result.exit_code == 1, output
+    here = [leak for leak in leaks(output) if leak["file"] == "deployment/copied/index.html"
+            and leak["bundle"] == "public" and leak["origin"] == ESCROW_SOURCE]
+    assert any(leak["kind"] == "title" and leak["fragment"] == fragment(ESCROW_TITLE) for leak in here), output
+    assert any(leak["kind"] == "text" and names_fragment(leak["fragment"], fragment(ESCROW_SENTENCE)) for leak in here), output
+    assert "not in manifest.json" in output  # the file was added after the build
+    assert "Audit passed" not in output
+
+
+def test_audit_without_folders_checks_every_bundle(site):
+    (site / "build" / "public" / "notes.txt").write_text(f"{ESCROW_TITLE}\n", encoding="utf-8")
+    result = run(["audit", "--root", site])
+    output = result.stdout + result.stderr
+    assert result.exit_code == 1, output
+    assert any(line.startswith("public/notes.txt:") for line in leak_lines(output)), output
+
+
+def test_audit_of_the_restricted_bundle_ignores_registered_material(site):
+    restricted = site / "build" / "restricted"
+    result = run(["audit", "--root", site, restricted])
+    assert result.exit_code == 0, result.stdout + result.stderr
+
+
+def test_audit_folders_api_reports_leak_fields(site):
+    public = site / "build" / "public"
+    shutil.copy(site / "content" / "deployment" / "vault-diagram.png", public / "diagram-copy.png")
+    (public / "extra.html").write_text(f"<p>{BLOCK_HEADING}</p>", encoding="utf-8")
+    leaks, notes = audit_folders(site, [public])
+    found = {(leak.bundle, leak.file, leak.kind) for leak in leaks}
+    assert ("public", "diagram-copy.png", "attachment") in found, leaks
+    assert ("public", "extra.html", "heading") in found, leaks
+    heading = next(leak for leak in leaks if leak.file == "extra.html")
+    assert heading.fragment == fragment(BLOCK_HEADING)
+    assert re.match(rf"{re.escape(BLOCK_SOURCE)}:\d+ \(registered block\)$", heading.origin), heading.origin
+    assert any("diagram-copy.png" in note for note in notes), notes

@@ -1,0 +1,244 @@
+"""The catalogue of bad input: a clear error naming file and line, exit 1, previous output untouched.
+
+Story: CI builds the site on every push. An editor pushes a broken page; the build must say exactly
+where the problem is, and the bundles already published from the last good build must stay byte for
+byte what they were.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from helpers import (
+    DEFAULT_CONFIG,
+    build,
+    build_ok,
+    line_of,
+    make_site,
+    page,
+    read_tree,
+    run,
+    tree_listing,
+    write_files,
+)
+
+GOOD_SITE = {
+    "content/_index.md": page("Support space", "public", "Welcome. Read the [guide](guides/guide.md)."),
+    "content/guides/_index.md": page("Guides", "public", "All guides."),
+    "content/guides/guide.md": page("A guide", body="## Step 1\n\nDo it.\n\n::: audience registered\n\nMembers only.\n\n:::\n"),
+    "content/guides/diagram.png": b"\x89PNG\r\n\x1a\nfake image",
+    "content/members/_index.md": page("Members", "registered", "For offices."),
+}
+
+
+@dataclass
+class Case:
+    """One kind of bad input: files to add (or overwrite), and where the error must point."""
+
+    id: str
+    files: dict[str, str | bytes] = field(default_factory=dict)
+    path: str = ""  # the file the error must name
+    needle: str | bytes | None = None  # text on the line the error must name (None: no line)
+    message: str = ""  # a fragment the message must contain
+    mutate: Callable[[Path], None] | None = None
+    also_names: tuple[str, ...] = ()  # other files the messages must mention
+
+
+def _symlink_file_outside(site: Path) -> None:
+    outside = site.parent / "secrets.md"
+    outside.write_text(page("Secret file outside", "public"), encoding="utf-8")
+    os.symlink(outside, site / "content/guides/linked.md")
+
+
+def _symlink_folder_outside(site: Path) -> None:
+    outside = site.parent / "elsewhere"
+    outside.mkdir()
+    (outside / "page.md").write_text(page("Elsewhere", "public"), encoding="utf-8")
+    os.symlink(outside, site / "content/guides/elsewhere", target_is_directory=True)
+
+
+BAD_PAGE = "content/guides/bad.md"
+
+CASES = [
+    Case("malformed-yaml",
+         {BAD_PAGE: "---\ntitle: Bad page\naudience: [public\nsummary: oops\n---\nBody.\n"},
+         BAD_PAGE, "summary: oops", "malformed YAML"),
+    Case("yaml-colon-in-value",
+         {BAD_PAGE: "---\ntitle: Setup: the hard way\naudience: public\n---\nBody.\n"},
+         BAD_PAGE, "title: Setup", "malformed YAML"),
+    Case("front-matter-not-a-mapping",
+         {BAD_PAGE: "---\n- title\n- audience\n---\nBody.\n"},
+         BAD_PAGE, "- title", "key: value"),
+    Case("missing-front-matter",
+         {BAD_PAGE: "# Just a heading\n\nNo front matter at all.\n"},
+         BAD_PAGE, "# Just a heading", "missing front matter"),
+    Case("unclosed-front-matter",
+         {BAD_PAGE: "---\ntitle: Never closed\naudience: public\n\nBody.\n"},
+         BAD_PAGE, "---", "not closed"),
+    Case("missing-title",
+         {BAD_PAGE: "---\naudience: public\nsummary: no title here\n---\nBody.\n"},
+         BAD_PAGE, "audience: public", "missing title"),
+    Case("unknown-audience",
+         {BAD_PAGE: "---\ntitle: Bad\nsummary: s\naudience: examiners\n---\nBody.\n"},
+         BAD_PAGE, "audience: examiners", "unknown audience 'examiners'"),
+    Case("unknown-audience-in-block",
+         {BAD_PAGE: page("Bad", "public", "Intro.\n\n::: audience examiners\n\nText.\n\n:::\n")},
+         BAD_PAGE, "::: audience examiners", "unknown audience 'examiners'"),
+    Case("unclosed-gated-block",
+         {BAD_PAGE: page("Bad", "public", "Intro.\n\n::: audience internal\n\nText.\n")},
+         BAD_PAGE, "::: audience internal", "never closed"),
+    Case("unknown-front-matter-key",
+         {BAD_PAGE: "---\ntitle: Bad\naudience: public\nlables: [x]\n---\nBody.\n"},
+         BAD_PAGE, "lables:", "unknown front-matter key 'lables'"),
+    Case("wrong-front-matter-type",
+         {BAD_PAGE: "---\ntitle: Bad\naudience: public\nweight: heavy\n---\nBody.\n"},
+         BAD_PAGE, "weight: heavy", "weight"),
+    Case("unknown-config-key",
+         {"sitegen.toml": DEFAULT_CONFIG + 'titel = "Typo"\n'},
+         "sitegen.toml", None, "titel"),
+    Case("unknown-config-table",
+         {"sitegen.toml": DEFAULT_CONFIG + '\n[bundle.public]\ntier = "public"\n'},
+         "sitegen.toml", None, "bundle"),
+    Case("wrong-config-type",
+         {"sitegen.toml": DEFAULT_CONFIG + '\n[history]\nrecent = "ten"\n'},
+         "sitegen.toml", None, "history.recent"),
+    Case("config-bundle-with-unknown-tier",
+         {"sitegen.toml": DEFAULT_CONFIG + '\n[bundles.public]\ntier = "publc"\n'},
+         "sitegen.toml", None, "publc"),
+    Case("invalid-toml",
+         {"sitegen.toml": DEFAULT_CONFIG + "\n[site\n"},
+         "sitegen.toml", None, "invalid TOML"),
+    Case("link-to-missing-page",
+         {BAD_PAGE: page("Bad", "public", "Intro.\n\nSee [the setup](setpu.md#step-1).\n")},
+         BAD_PAGE, "setpu.md", "does not exist"),
+    Case("link-out-of-content",
+         {BAD_PAGE: page("Bad", "public", "Intro.\n\nSee [passwords](../../etc/passwd).\n")},
+         BAD_PAGE, "../../etc/passwd", "leaves the content folder"),
+    Case("duplicate-url-page-and-section",
+         {"content/faq.md": page("FAQ", "public"), "content/faq/_index.md": page("FAQ section", "public")},
+         "content/faq", None, "duplicate URL 'faq/'", also_names=("content/faq.md", "content/faq/_index.md")),
+    Case("duplicate-url-two-slugs",
+         {"content/guides/one.md": page("One", "public", slug="same"),
+          "content/guides/two.md": page("Two", "public", slug="same")},
+         "content/guides/two.md", "slug: same", "duplicate URL 'guides/same/'", also_names=("content/guides/one.md",)),
+    Case("duplicate-url-by-case",
+         {"content/guides/Setup.md": page("Setup A", "public"), "content/guides/setup.md": page("Setup B", "public")},
+         "content/guides/", None, "duplicate URL 'guides/setup/'",
+         also_names=("content/guides/Setup.md", "content/guides/setup.md")),
+    Case("page-at-a-generated-url",
+         {"content/labels.md": page("My labels", "public")},
+         "content/labels.md", None, "reserved"),
+    Case("attachment-named-like-a-generated-file",
+         {"content/robots.txt": "User-agent: *\nAllow: /secret/\n",
+          "content/guides/robots-note.md": page("Robots", "public", "Our [robots file](../robots.txt).")},
+         "content/robots.txt", None, "robots.txt"),
+    Case("static-file-named-like-a-page",
+         {"static/index.html": "<p>a static home page</p>"},
+         "static/index.html", None, "index.html"),
+    Case("invalid-utf8",
+         {BAD_PAGE: b"---\ntitle: Bad\naudience: public\n---\n\nFine line.\nCaf\xe9 in Latin-1.\nAnother line.\n"},
+         BAD_PAGE, b"Caf\xe9", "UTF-8"),
+    Case("nul-byte",
+         {BAD_PAGE: b"---\ntitle: Bad\naudience: public\n---\n\nFine.\nbinary \x00 junk\n"},
+         BAD_PAGE, b"\x00", "NUL"),
+    Case("symlink-file-outside-content", {}, "content/guides/linked.md", None, "symlink", mutate=_symlink_file_outside),
+    Case("symlink-folder-outside-content", {}, "content/guides/elsewhere", None, "symlink", mutate=_symlink_folder_outside),
+    Case("slug-escaping",
+         {BAD_PAGE: "---\ntitle: Bad\naudience: public\nslug: ../../escape\n---\nBody.\n"},
+         BAD_PAGE, "slug: ../../escape", "slug"),
+    Case("slug-with-slash",
+         {BAD_PAGE: "---\ntitle: Bad\naudience: public\nslug: a/b\n---\nBody.\n"},
+         BAD_PAGE, "slug: a/b", "slug"),
+    Case("file-name-not-a-url",
+         {"content/guides/???.md": page("Question marks", "public")},
+         "content/guides/???.md", None, "cannot become a URL"),
+    Case("folder-name-not-a-url",
+         {"content/%%%/page.md": page("Percent", "public")},
+         "content/%%%", None, "cannot become a URL"),
+]
+
+
+def _expected_line(case: Case, site: Path) -> int | None:
+    if case.needle is None:
+        return None
+    data = (site / case.path).read_bytes()
+    needle = case.needle if isinstance(case.needle, bytes) else case.needle.encode()
+    return data[: data.index(needle)].count(b"\n") + 1
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_fails_clearly_and_leaves_the_previous_build_untouched(tmp_path, case):
+    site = make_site(tmp_path, GOOD_SITE)
+    build_ok(site)
+    snapshot = read_tree(site / "build")
+    listing = tree_listing(site / "build")
+    assert "public/guides/guide/index.html" in snapshot
+
+    write_files(site, case.files)
+    if case.mutate:
+        case.mutate(site)
+    result = build(site)
+
+    assert result.exit_code == 1, f"exit {result.exit_code}, exception {result.exception!r}\n{result.output}"
+    # The previous output is byte-identical, and no staging folder was left behind.
+    assert read_tree(site / "build") == snapshot
+    assert tree_listing(site / "build") == listing
+    # The error is a message for an editor (not a crash), naming the file and the line.
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"crashed with {result.exception!r} instead of reporting {case.path}")
+    line = _expected_line(case, site)
+    where = case.path if line is None else f"{case.path}:{line}:"
+    error_lines = [text for text in result.stderr.splitlines() if ": error: " in text]
+    assert any(text.startswith(where) for text in error_lines), f"no error at {where!r}:\n{result.stderr}"
+    assert any(case.message in text for text in error_lines), f"no {case.message!r} in:\n{result.stderr}"
+    for name in case.also_names:
+        assert name in result.stderr
+
+
+def test_check_command_reports_the_same_errors_without_writing(tmp_path):
+    site = make_site(tmp_path, {**GOOD_SITE, BAD_PAGE: page("Bad", "examiners")})
+    result = run(["check", "--root", str(site), "-q"])
+    assert result.exit_code == 1
+    assert "content/guides/bad.md:3: error: unknown audience 'examiners'" in result.stderr
+    assert not (site / "build").exists()
+
+
+def test_two_errors_in_two_files_are_both_reported_in_one_run(tmp_path):
+    first = "---\ntitle: First\naudience: registred\n---\nBody.\n"
+    second = page("Second", "public", "Intro.\n\nSee [nothing](nothing-here.md).\n")
+    site = make_site(tmp_path, GOOD_SITE)
+    build_ok(site)
+    snapshot = read_tree(site / "build")
+
+    write_files(site, {"content/guides/first.md": first, "content/members/second.md": second})
+    result = build(site)
+
+    assert result.exit_code == 1
+    assert f"content/guides/first.md:{line_of(first, 'audience')}: error: unknown audience 'registred'" in result.stderr
+    assert f"content/members/second.md:{line_of(second, 'nothing-here.md')}: error:" in result.stderr
+    assert "2 problem(s)" in result.stderr
+    assert read_tree(site / "build") == snapshot
+
+
+def test_errors_in_hidden_bundles_are_still_reported(tmp_path):
+    """A broken link inside an internal-only block is an error even if public is fine."""
+    text = page("Mixed", "public", "Intro.\n\n::: audience internal\n\n[notes](staff-notes.md)\n\n:::\n")
+    site = make_site(tmp_path, {**GOOD_SITE, "content/guides/mixed.md": text})
+    result = build(site)
+    assert result.exit_code == 1
+    assert f"content/guides/mixed.md:{line_of(text, 'staff-notes.md')}: error:" in result.stderr
+
+
+def test_fixing_the_error_lets_the_next_build_through(tmp_path):
+    site = make_site(tmp_path, {**GOOD_SITE, BAD_PAGE: page("Bad", "examiners")})
+    assert build(site).exit_code == 1
+    assert not (site / "build").exists()
+
+    write_files(site, {BAD_PAGE: page("Good now", "public")})
+    build_ok(site)
+    assert (site / "build/public/guides/bad/index.html").is_file()

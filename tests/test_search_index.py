@@ -1,0 +1,292 @@
+"""The search index builder: tokens, positions for phrases, shards, determinism, and the gate.
+
+The index is what a reader's browser downloads, so these tests read it the way search.js does:
+docs.js for the pages and the shard table, then the shard that the table names for a term.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+from helpers import build_ok, page, read_tree
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ipo_sitegen.search import (BODY, HEADING, LABEL, SUMMARY, TITLE, Entry, body_blocks, build_index, decode_numbers,
+                                decode_postings, encode_numbers, excerpt, fold, shard_name, shard_of, stream, tokenize)
+
+
+def _payload(script: str) -> list:
+    """The arguments of `window.__sitegenSearch.NAME(...)` in a search script, as JSON values."""
+    match = re.fullmatch(r"window\.__sitegenSearch\.(docs|shard)\((.*)\);\n", script, re.S)
+    assert match, script[:80]
+    return json.loads(f"[{match.group(2)}]")
+
+
+class Index:
+    """A built index read back: pages, shard table, and the postings of a term."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+        self.meta = _payload(files["docs.js"])[0]
+        self.docs = self.meta["docs"]
+
+    def urls(self) -> list[str]:
+        return [d[0] for d in self.docs]
+
+    def raw(self, term: str) -> str | None:
+        number = shard_of(term, [tuple(row) for row in self.meta["shards"]])
+        if number is None:
+            return None
+        _, terms = _payload(self.files[shard_name(number)])
+        return terms.get(term)
+
+    def postings(self, term: str) -> dict[str, tuple[int, list[int]]]:
+        """url -> (field mask, positions) for one term."""
+        raw = self.raw(term)
+        if raw is None:
+            return {}
+        return {self.docs[doc][0]: (p.mask, p.positions) for doc, p in decode_postings(raw).items()}
+
+    def all_terms(self) -> dict[str, str]:
+        terms: dict[str, str] = {}
+        for name, text in self.files.items():
+            if name.startswith("shard-"):
+                terms.update(_payload(text)[1])
+        return terms
+
+
+def _bundle_index(bundle_dir: Path) -> Index:
+    return Index({p.name: p.read_text(encoding="utf-8") for p in sorted((bundle_dir / "search").glob("*.js"))})
+
+
+def _entry(url: str, title: str, html: str = "", **kw) -> Entry:
+    return Entry(source=url + ".md", url=url, title=title, html=html, **kw)
+
+
+# ---- tokens ----------------------------------------------------------------------------------------
+def test_tokens_fold_case_and_accents_like_a_reader_types():
+    assert tokenize("Ana Marković") == ["ana", "markovic"]
+    assert tokenize("MARKOVIĆ") == tokenize("markovic")
+    assert tokenize("Straße, Łódź, Ærøskøbing, Đakovo") == ["strasse", "lodz", "aeroskobing", "dakovo"]
+    assert tokenize("ﬁling") == ["filing"]  # a ligature from a PDF copy
+    assert tokenize("Ελληνικά ΟΔΟΣ") == ["ελληνικα", "οδοσ"]  # final sigma folds like any sigma
+    assert tokenize("Дізнайтеся") == ["дізнаитеся"]  # й loses its breve like é loses its accent
+
+
+def test_tokens_split_codes_paths_and_underscores_into_words():
+    assert tokenize("ERR-INST-0102 in /etc/ipo_connect/office.toml, release 2026.2.1") == [
+        "err", "inst", "0102", "in", "etc", "ipo", "connect", "office", "toml", "release", "2026", "2", "1"]
+    assert tokenize("“quoted” — (and) !?") == ["quoted", "and"]
+    assert tokenize("") == [] and fold("ASCII only") == "ascii only"
+
+
+# ---- text of a body --------------------------------------------------------------------------------
+BODY_HTML = """
+<p>Intro text with a footnote<sup id="fnref:1"><a class="footnote-ref" href="#fn:1">1</a></sup> here.</p>
+<h2 id="the-approval-chain">The approval chain<a class="headerlink" href="#the-approval-chain" title="Link to this section">#</a></h2>
+<p>See <a class="locked" href="https://x.example/r/">the vault<span class="lock" aria-hidden="true">🔒</span><span class="visually-hidden"> (registered access)</span></a> now.</p>
+<script>var hidden = "never";</script>
+<table><tr><th>Field</th><th>Example</th></tr><tr><td>Name</td><td>Ana</td></tr></table>
+<pre><code>ipoctl status</code></pre>
+"""
+
+
+def test_body_text_keeps_words_and_drops_decoration():
+    blocks = body_blocks(BODY_HTML)
+    assert [(b.heading, b.text) for b in blocks] == [
+        (False, "Intro text with a footnote here."), (True, "The approval chain"), (False, "See the vault now."),
+        (False, "Field"), (False, "Example"), (False, "Name"), (False, "Ana"), (False, "ipoctl status")]
+
+
+def test_excerpt_is_running_text_cut_at_a_word():
+    blocks = body_blocks(BODY_HTML)
+    assert excerpt(blocks, 1000) == ("Intro text with a footnote here. The approval chain · See the vault now. "
+                                     "Field · Example · Name · Ana · ipoctl status")
+    short = excerpt(blocks, 40)
+    assert short.endswith(" …") and len(short) <= 42 and "Intro text with a footnote here." in short
+
+
+# ---- positions -------------------------------------------------------------------------------------
+def test_stream_gives_fields_and_leaves_a_gap_between_fields_and_blocks():
+    entry = _entry("a/", "Key pair", summary="How to make one", labels=("security",))
+    terms = stream(entry, body_blocks("<h2>Key steps</h2><p>Make the key pair.</p>"))
+    assert terms == [
+        ("key", 0, TITLE), ("pair", 1, TITLE),
+        ("how", 3, SUMMARY), ("to", 4, SUMMARY), ("make", 5, SUMMARY), ("one", 6, SUMMARY),
+        ("security", 8, LABEL),
+        ("key", 10, HEADING), ("steps", 11, HEADING),
+        ("make", 13, BODY), ("the", 14, BODY), ("key", 15, BODY), ("pair", 16, BODY)]
+
+
+def test_phrase_positions_are_consecutive_only_inside_one_block():
+    entries = [_entry("a/", "Requesting an account", "<h2>The approval chain</h2><p>Approval is quick.</p>"),
+               _entry("b/", "Other", "<p>The chain of approval.</p><p>Chain</p><p>approval</p>")]
+    index = Index(build_index(entries).files)
+    approval, chain = index.postings("approval"), index.postings("chain")
+
+    def phrase_at(url: str) -> list[int]:
+        return [p for p in approval[url][1] if p + 1 in chain[url][1]]
+
+    assert phrase_at("a/") == [5]  # "approval chain" in the heading
+    assert approval["a/"][0] == HEADING | BODY and chain["a/"][0] == HEADING
+    assert phrase_at("b/") == []  # the words are in another order, or in two blocks
+    assert index.postings("approval")["b/"][1] == [5, 9]  # "Other" 0, gap, "the chain of approval" 2-5, gap, "chain" 7, gap
+
+
+def test_postings_round_trip_and_never_spell_a_word():
+    entries = [_entry(f"p{i}/", f"Page {i}", "<p>" + " ".join(["alpha"] * (i + 1) + ["omega"]) + "</p>") for i in range(40)]
+    index = Index(build_index(entries).files)
+    alpha = index.postings("alpha")
+    assert len(alpha) == 40 and alpha["p3/"] == (BODY, [3, 4, 5, 6])
+    assert index.postings("omega")["p39/"] == (BODY, [43])
+    assert index.postings("page")["p0/"] == (TITLE, [0])
+
+
+@given(st.lists(st.integers(min_value=0, max_value=2**25 - 1), max_size=50))
+def test_number_code_round_trips_and_has_no_letter_run_of_five(numbers):
+    text = encode_numbers(numbers)
+    assert decode_numbers(text) == numbers
+    # The leak audit reads every string of a bundle: a run of 5+ letters could look like a word.
+    assert not re.search(r"[A-Za-z]{5}", text)
+    assert '"' not in text and "\\" not in text and "'" not in text and "/" not in text
+
+
+# ---- shards ----------------------------------------------------------------------------------------
+def _corpus(pages: int = 150, seed: int = 3) -> list[Entry]:
+    rng = random.Random(seed)
+    syllables = ["ka", "to", "ri", "men", "sol", "va", "lin", "dor", "pe", "qua", "ser", "nu", "tal", "é", "ø"]
+    vocabulary = sorted({"".join(rng.choice(syllables) for _ in range(rng.randint(1, 4))) for _ in range(3000)})
+    out = []
+    for i in range(pages):
+        text = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(50, 200)))
+        out.append(_entry(f"s{i % 7}/p{i}/", f"Page {rng.choice(vocabulary)}", f"<p>{text}</p>",
+                          labels=(rng.choice(["alpha", "beta"]),)))
+    return out
+
+
+def test_shards_are_split_by_prefix_and_a_term_is_found_from_its_prefix_alone():
+    built = build_index(_corpus(), shard_bytes=6_000)
+    index = Index(built.files)
+    shards = sorted(n for n in built.files if n.startswith("shard-"))
+    assert len(shards) > 10
+    table = [tuple(row) for row in index.meta["shards"]]
+    every = {}
+    for name in shards:
+        number, terms = _payload(built.files[name])
+        assert name == shard_name(number)
+        for term in terms:
+            assert shard_of(term, table) == number, term  # what search.js does to find a term
+        every.update(terms)
+        # A shard exceeds the target only when it holds a single prefix group that cannot be split.
+        groups = [row for row in table if row[1] == number]
+        assert len(built.files[name].encode()) <= 6_000 + 200 or len(groups) == 1
+    assert len(every) == built.terms
+    # A prefix query loads the shards whose prefix starts with it or starts it: they hold every match.
+    for prefix in ["ka", "s", "to", "m", "qua"]:
+        wanted = {n for p, n in table if p.startswith(prefix) or prefix.startswith(p)}
+        found = set()
+        for n in wanted:
+            found |= {t for t in _payload(built.files[shard_name(n)])[1] if t.startswith(prefix)}
+        assert found == {t for t in every if t.startswith(prefix)}, prefix
+    assert shard_of("zzzz-not-a-term", table) is None or index.raw("zzzz-not-a-term") is None
+
+
+def test_small_sites_have_one_shard_and_everything_is_sorted():
+    built = build_index([_entry("b/", "Beta"), _entry("a/", "Alpha", "<p>zeta eta</p>")])
+    assert sorted(built.files) == ["docs.js", "shard-00.js"]
+    index = Index(built.files)
+    assert index.urls() == ["a/", "b/"] and index.meta["shards"] == [["", 0]]
+    assert list(index.all_terms()) == sorted(index.all_terms())
+
+
+def test_the_same_pages_give_the_same_bytes_in_any_order():
+    corpus = _corpus(60)
+    first = build_index(corpus, shard_bytes=5_000)
+    shuffled = corpus[:]
+    random.Random(9).shuffle(shuffled)
+    second = build_index(shuffled, shard_bytes=5_000)
+    assert first.files == second.files and first.version == second.version
+    assert build_index(corpus[1:], shard_bytes=5_000).version != first.version
+
+
+def test_docs_hold_what_a_result_shows():
+    entries = [_entry("a/", "Section", "<p>Intro</p>"),
+               Entry("a/b.md", "a/b/", "Child", "<p>Body words</p>", "A summary", ("zeta", "Alpha"), 1, "a/_index.md", 1700000000)]
+    entries[0].source = "a/_index.md"
+    index = Index(build_index(entries, tiers=["public", "registered"]).files)
+    assert index.meta["labels"] == [["Alpha", "labels/alpha/"], ["zeta", "labels/zeta/"]]
+    assert index.docs[1] == ["a/b/", "Child", 0, [1, 0], 1, 1700000000, "A summary", "Body words"]
+    assert index.meta["tiers"] == ["public", "registered"]
+
+
+# ---- in a build: the gate, every bundle, reproducible bytes ----------------------------------------
+GATED_SITE = {
+    "content/_index.md": page("Home", "public", "Welcome."),
+    "content/guide/_index.md": page("Guides", "public", "All guides."),
+    "content/guide/setup.md": page("Setting up", "public", """
+Open the console and run the setup wizard.
+
+::: audience registered
+## Vault access
+The zanzibarquokka credential opens the vault.
+:::
+
+Then restart.
+""", labels="[howto]"),
+    "content/guide/secret.md": page("Hidden runbook", "registered", "The xylophonic procedure, step by step."),
+}
+
+
+def test_gated_words_are_only_in_the_bundles_that_show_them(site_factory):
+    site = site_factory(GATED_SITE)
+    build_ok(site)
+    public = _bundle_index(site / "build" / "public")
+    restricted = _bundle_index(site / "build" / "restricted")
+
+    assert "guide/secret/" not in public.urls() and "guide/secret/" in restricted.urls()
+    for word in ["zanzibarquokka", "xylophonic", "vault", "runbook"]:
+        assert public.postings(word) == {}, word
+        assert word not in public.all_terms()
+    search_text = "\n".join(public.files.values())
+    for fragment in ["zanzibarquokka", "Vault access", "xylophonic", "Hidden runbook", "guide/secret"]:
+        assert fragment not in search_text
+
+    # title 0-1, label 3, first paragraph 5-12, heading 14-15, then "The zanzibarquokka…" from 17
+    assert restricted.postings("zanzibarquokka") == {"guide/setup/": (BODY, [18])}
+    assert restricted.postings("vault")["guide/setup/"][0] == HEADING | BODY
+    assert list(restricted.postings("xylophonic")) == ["guide/secret/"]
+    assert public.postings("restart") and public.postings("wizard")["guide/setup/"][0] == BODY
+
+
+def test_every_bundle_gets_a_search_page_and_a_search_box(site_factory):
+    site = site_factory(GATED_SITE)
+    build_ok(site)
+    for bundle in ["public", "restricted", "internal"]:
+        folder = site / "build" / bundle
+        search_page = (folder / "search" / "index.html").read_text(encoding="utf-8")
+        script = re.search(r'<script src="(\.\./assets/search\.[0-9a-f]{10}\.js)" defer>', search_page)
+        assert script and (folder / "search" / script.group(1)).resolve().is_file()
+        assert 'data-root="../"' in search_page and 'id="search-input"' in search_page
+        setup = (folder / "guide" / "setup" / "index.html").read_text(encoding="utf-8")
+        assert '<form class="search" action="../../search/" role="search">' in setup
+        assert '<form class="search" action="./search/"' in (folder / "index.html").read_text(encoding="utf-8")
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        assert {"search/index.html", "search/docs.js", "search/shard-00.js"} <= set(manifest["files"])
+        sitemap = (folder / "sitemap.xml").read_text(encoding="utf-8")
+        assert "search/" not in sitemap
+    guides = _bundle_index(site / "build" / "public")
+    setup_row = next(d for d in guides.docs if d[0] == "guide/setup/")
+    assert guides.docs[setup_row[2]][1] == "Guides"  # its section, for the result's section path
+
+
+def test_search_files_are_byte_identical_across_builds(site_factory, tmp_path):
+    site = site_factory(GATED_SITE)
+    build_ok(site)
+    first = {k: v for k, v in read_tree(site / "build").items() if "search" in k}
+    build_ok(site)
+    second = {k: v for k, v in read_tree(site / "build").items() if "search" in k}
+    assert first == second and len(first) >= 3 * 4
