@@ -121,9 +121,11 @@ class Corpus:
         for i in range(self.n_pages - len(self.sections) - 1):
             folder, _ = self.rng.choice(self.sections)
             paths.append(f"{folder}/{self.rng.choice(self.words)}-{i}.md")
+        stable = paths[: len(paths) * 7 // 10]  # link targets; only the other pages are ever renamed
+        self.movable = paths[len(stable) :]
         for path in paths:
             own = self.rng.choice(TIERS) if self.rng.random() < 0.2 else None
-            targets = self.rng.sample(paths, 2)
+            targets = self.rng.sample(stable, 2)
             self.files[path] = self.page_text(self.sentence(2, 6)[:-1], own, path, targets)
             if self.rng.random() < 0.01:
                 image = path[:-3] + ".png"
@@ -163,10 +165,11 @@ class Corpus:
         live = list(paths)
         for c in range(self.n_commits - batches):
             ops = []
-            if rng.random() < 0.03 and live:
-                old = rng.choice(live)
+            if rng.random() < 0.03 and self.movable:
+                old = rng.choice(self.movable)
                 new = posixpath.join(posixpath.dirname(old), f"moved-{c}-{posixpath.basename(old)}")
                 live[live.index(old)] = new
+                self.movable[self.movable.index(old)] = new
                 self.files[new] = self.files.pop(old)
                 ops.append(b"R content/%s content/%s\n" % (old.encode(), new.encode()))
                 commit(f"Move {posixpath.basename(old)}", ops)

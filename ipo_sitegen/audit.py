@@ -68,18 +68,22 @@ class Leak:
 
 @dataclass
 class Fingerprints:
-    """Hashed token n-grams of secret material, with where each came from."""
+    """Hashed token n-grams (1 to SHINGLE words) of secret material, with where each came from.
+
+    Matching hashes every n-gram of a text with `zip`/`map` and intersects the result with the
+    secret set, so the work per word is done in C; positions are looked for only on a hit.
+    """
 
     vocab: dict[str, int] = field(default_factory=dict)
     phrases: dict[int, tuple[str, str]] = field(default_factory=dict)  # hash -> (origin, kind)
-    lengths: dict[int, set[int]] = field(default_factory=dict)  # first token id -> n-gram lengths
+    lengths: set[int] = field(default_factory=set)
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> origin of secret attachment
 
-    def ids(self, words: list[str], grow: bool) -> list[int]:
+    def ids(self, words: list[str], grow: bool = False) -> list[int | None]:
         vocab = self.vocab
         if grow:
             return [vocab.setdefault(w, len(vocab)) for w in words]
-        return [vocab.get(w, -1) for w in words]
+        return list(map(vocab.get, words))
 
     def add(self, text: str, origin: str, kind: str, whole: bool = True) -> None:
         words = tokens(text)
@@ -89,34 +93,47 @@ class Fingerprints:
         if whole and len(ids) <= SHINGLE:
             if len(ids) == 1 and len(words[0]) < MIN_SINGLE:
                 return
-            self._add(tuple(ids), origin, kind)
-        for i in range(len(ids) - SHINGLE + 1):
-            self._add(tuple(ids[i : i + SHINGLE]), origin, kind)
+            self.phrases.setdefault(hash(tuple(ids)), (origin, kind))
+            self.lengths.add(len(ids))
+        if len(ids) >= SHINGLE:
+            self.lengths.add(SHINGLE)
+            for gram in zip(*(ids[k:] for k in range(SHINGLE))):
+                self.phrases.setdefault(hash(gram), (origin, kind))
 
-    def _add(self, gram: tuple[int, ...], origin: str, kind: str) -> None:
-        self.phrases.setdefault(hash(gram), (origin, kind))
-        self.lengths.setdefault(gram[0], set()).add(len(gram))
+    def _hits(self, ids: list[int | None]) -> Iterator[tuple[int, set[int]]]:
+        keys = self.phrases.keys()
+        for n in sorted(self.lengths):
+            if len(ids) >= n:
+                found = keys & set(map(hash, zip(*(ids[k:] for k in range(n)))))
+                if found:
+                    yield n, found
 
     def matches(self, words: list[str]) -> Iterator[tuple[int, int, tuple[str, str]]]:
         """(start, length, origin) of every secret n-gram in `words`."""
-        ids = self.ids(words, grow=False)
-        lengths, phrases = self.lengths, self.phrases
-        for i, first in enumerate(ids):
-            wanted = lengths.get(first)
-            if wanted is None:
-                continue
-            for n in wanted:
-                gram = ids[i : i + n]
-                if len(gram) == n:
-                    found = phrases.get(hash(tuple(gram)))
-                    if found is not None:
-                        yield i, n, found
+        ids = self.ids(words)
+        for n, found in self._hits(ids):
+            for i in range(len(ids) - n + 1):
+                key = hash(tuple(ids[i : i + n]))
+                if key in found:
+                    yield i, n, self.phrases[key]
 
     def allow(self, text: str) -> None:
         """Strike out every fingerprint that also occurs in material the bundle may see."""
-        for start, length, _ in list(self.matches(tokens(text))):
-            words = tokens(text)[start : start + length]
-            self.phrases.pop(hash(tuple(self.ids(words, grow=False))), None)
+        for _, found in list(self._hits(self.ids(tokens(text)))):
+            for key in found:
+                self.phrases.pop(key, None)
+
+
+_MD_TARGET = re.compile(r"\]\([^)]*\)")
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+
+
+def visible_words(markdown_text: str) -> str:
+    """Markdown as a reader sees it: link targets and HTML tags are not text, and an image is
+    not between the words around it (its alt text stands apart, on its own line)."""
+    alts = _MD_IMAGE.findall(markdown_text)
+    text = _TAG.sub(" ", _MD_TARGET.sub("] ", _MD_IMAGE.sub(" ", markdown_text)))
+    return text + ("\n\n" + "\n\n".join(alts) if alts else "")
 
 
 def _link_targets(text: str) -> Iterable[str]:
@@ -157,7 +174,7 @@ def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, his
                 prints.add(page.slug, origin, "slug")
             for heading in _HEADING.findall(full):
                 prints.add(heading, origin, "heading")
-            prints.add(full, origin, "text", whole=False)
+            prints.add(visible_words(full), origin, "text", whole=False)
             for label in page.labels:
                 prints.add(label, origin, "label")
         elif gate.visible(page, bundle):
@@ -165,7 +182,7 @@ def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, his
                 where = f"{origin}:{block.line} ({config.tiers[block.rank]} block)"
                 for heading in _HEADING.findall(block.text):
                     prints.add(heading, where, "heading")
-                prints.add(block.text, where, "text")
+                prints.add(visible_words(block.text), where, "text")
     if history is not None:
         for sha, subject in history.hidden_messages(bundle):
             prints.add(subject, f"commit {sha}", "commit message")
@@ -186,7 +203,7 @@ def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, his
             elif target in site.pages:
                 allowed_text.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
     for text in allowed_text:
-        prints.allow(text)
+        prints.allow(visible_words(text))
 
     shown = {site.attachments[s].sha256 for s in allowed_files}
     for source, attachment in sorted(site.attachments.items()):
@@ -195,56 +212,93 @@ def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, his
     return prints
 
 
+_SPLIT = "\x00"  # between block elements: a phrase never runs from one element into the next
+_BLOCK_TAG = re.compile(r"</?(?:" + "|".join(sorted(_BLOCK_TAGS)) + r")\b[^>]*>", re.I)
+_HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
 class _Extractor(HTMLParser):
-    """Text (as one stream, split at block elements) and attribute values of an HTML/XML file."""
+    """Text (split at block elements), attribute values, comments, CDATA and scripts of HTML/XML."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
-        self.attributes: list[str] = []
+        self.extra: list[str] = []  # attribute values, comments, CDATA: decoded further
+        self.scripts: list[str] = []
+        self._in_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-        self.attributes.extend(value for _, value in attrs if value)
+            self.parts.append(_SPLIT)
+        self._in_script = tag in ("script", "style")
+        self.extra.extend(unquote(value) for _, value in attrs if value)
 
     def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
         if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+            self.parts.append(_SPLIT)
 
     def handle_data(self, data: str) -> None:
-        self.parts.append(data)
+        if self._in_script:
+            self.scripts.append(data)
+        else:
+            self.parts.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        self.extra.append(data)
+
+    def unknown_decl(self, data: str) -> None:
+        self.extra.append(data[6:] if data.startswith("CDATA[") else data)
+
+
+def _markup_text(text: str) -> list[str]:
+    """Text that may itself be (escaped) HTML: entities decoded, split at blocks, tags removed."""
+    if "<" not in text and "&" not in text:
+        return [text]
+    decoded = html.unescape(text)
+    return _TAG.sub("", _BLOCK_TAG.sub(_SPLIT, decoded)).split(_SPLIT)
+
+
+def _script_strings(code: str) -> list[str]:
+    """The code around string literals, and every literal decoded as the JS engine would."""
+    found = [_JS_STRING.sub(" ", code)]
+    for literal in _JS_STRING.findall(code):
+        body = _HEX_ESCAPE.sub(lambda m: "\\u00" + m.group(1), literal[1:-1].replace("\\'", "'"))
+        try:
+            value = json.loads('"' + body + '"')
+        except ValueError:
+            value = literal
+        found += _markup_text(unquote(value))
+    return found
 
 
 def _segments(name: str, data: bytes) -> list[str]:
     """Decode a bundle file into the strings a reader or a script could get out of it."""
     text = data.decode("utf-8", errors="replace")
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    segments = [text]
     if suffix in ("html", "htm", "xml", "svg", "xhtml", "rss", "atom"):
         parser = _Extractor()
         parser.feed(text)
         parser.close()
-        body = "".join(parser.parts)
-        segments = [body, _TAG.sub("", html.unescape(body))]  # escaped HTML inside XML (feeds)
-        segments += [unquote(html.unescape(v)) for v in parser.attributes]
-    elif suffix == "json":
+        segments = "".join(parser.parts).split(_SPLIT)
+        segments += [t for part in segments if "<" in part or "&" in part for t in _markup_text(part)]  # escaped HTML (feeds)
+        for value in parser.extra:
+            segments += _markup_text(value)
+        for code in parser.scripts:
+            segments += _script_strings(code)
+        return segments
+    if suffix == "json":
         try:
-            segments += list(_json_strings(json.loads(text)))
+            return [t for value in _json_strings(json.loads(text)) for t in _markup_text(value)]
         except ValueError:
-            pass
-    elif suffix in ("js", "mjs"):
-        for literal in _JS_STRING.findall(text):
-            try:
-                segments.append(json.loads('"' + literal[1:-1].replace('\\\'', "'") + '"'))
-            except ValueError:
-                segments.append(literal)
-    return segments
+            return [text]
+    if suffix in ("js", "mjs"):
+        return _script_strings(text)
+    return _markup_text(text)
 
 
 def _json_strings(value: object) -> Iterator[str]:
     if isinstance(value, str):
-        yield value
         yield unquote(value)
     elif isinstance(value, dict):
         for key, item in value.items():

@@ -8,7 +8,6 @@ A link to a page the bundle does not hold becomes a *locked link* to the lowest 
 
 from __future__ import annotations
 
-import posixpath
 import re
 from html import escape
 from typing import Callable
@@ -26,12 +25,17 @@ def relative_url(from_url: str, to_url: str) -> str:
 
     Folder URLs keep their trailing slash; the theme's script appends index.html under file://.
     """
-    start = from_url.rstrip("/") or "."
-    target = to_url.rstrip("/") or "."
-    rel = posixpath.relpath(target, start)
+    here = [p for p in from_url.split("/") if p]
+    there = [p for p in to_url.split("/") if p]
+    common = 0
+    for a, b in zip(here, there):
+        if a != b:
+            break
+        common += 1
+    rel = "/".join([".."] * (len(here) - common) + there[common:])
     if to_url.endswith("/") or to_url == "":
-        return "./" if rel == "." else rel + "/"
-    return rel
+        return rel + "/" if rel else "./"
+    return rel or "./"
 
 
 # A resolver answers, for a marker's source path: ("here", url) when the bundle holds it,

@@ -208,7 +208,7 @@ def test_override_with_a_restricted_url_in_an_attribute_fails(site):
           '{% extends "_page_frame.html" %}{% block after_body %}'
           f'<a href="../../deployment/{ESCROW_SLUG}/">x</a>{{% endblock %}}')
     assert_gate_fails(site, bundle="public", file="guides/getting-started/index.html", kind=None,
-                      origin=ESCROW_SOURCE, fragment_text=fragment(ESCROW_SLUG))
+                      origin=ESCROW_SOURCE, fragment_text=fragment(f"deployment/{ESCROW_SLUG}"))
 
 
 def test_restricted_url_percent_encoded_in_an_attribute_fails(site):
@@ -216,7 +216,7 @@ def test_restricted_url_percent_encoded_in_an_attribute_fails(site):
           '{% extends "_page_frame.html" %}{% block after_body %}'
           f'<a data-next="%2Fdeployment%2F{ESCROW_SLUG.replace("-", "%2D")}%2F">x</a>{{% endblock %}}')
     assert_gate_fails(site, bundle="public", file="guides/getting-started/index.html", kind=None,
-                      origin=ESCROW_SOURCE, fragment_text=fragment(ESCROW_SLUG))
+                      origin=ESCROW_SOURCE, fragment_text=fragment(f"deployment/{ESCROW_SLUG}"))
 
 
 # (f) The heading of a registered block printed into public by an override.
@@ -233,7 +233,8 @@ def test_override_printing_a_hidden_block_sentence_into_the_section_page_fails(s
           '{% extends "_page_frame.html" %}{% block after_body %}'
           '<p>Registered offices revoke a compromised certificate through the examiner desk.</p>{% endblock %}')
     assert_gate_fails(site, bundle="public", file="guides/index.html", kind="text",
-                      origin=f"{BLOCK_SOURCE}:", fragment_text="registered offices revoke a compromised certificate")
+                      origin=f"{BLOCK_SOURCE}:",
+                      fragment_text=fragment("Registered offices revoke a compromised certificate through the examiner desk"))
 
 
 def test_internal_material_in_the_restricted_bundle_fails(site):
@@ -243,6 +244,33 @@ def test_internal_material_in_the_restricted_bundle_fails(site):
     output = assert_gate_fails(site, bundle="restricted", file="deployment/installation/index.html", kind="title",
                                origin="content/staff/_index.md", fragment_text="staff notes")
     assert any(line.startswith("public/") for line in leak_lines(output))
+
+
+# More encodings a reader or a script decodes: the audit promises to read every file "as a browser
+# would (HTML entities, attributes, JSON and JS string escapes, percent-encoded URLs)".
+OVERRIDE = '{%% extends "_page_frame.html" %%}{%% block after_body %%}%s{%% endblock %%}'
+
+
+@pytest.mark.parametrize("path, text, leaked_file", [
+    # an HTML comment is in the page source for anyone who views it
+    ("templates/page.html", OVERRIDE % "<!-- Key Escrow &amp; Recovery Plan -->", "guides/getting-started/index.html"),
+    # Jinja's own tojson filter writes & as \u0026 inside an inline script
+    ("templates/page.html", OVERRIDE % '<script>var related = {{ ["Key Escrow & Recovery Plan"]|tojson }};</script>',
+     "guides/getting-started/index.html"),
+    # Atom/RSS feeds carry HTML in CDATA sections
+    ("static/extra-feed.xml", '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><entry>'
+     '<title>Update</title><content type="html"><![CDATA[<p>Key Escrow &amp; Recovery Plan</p>]]></content></entry></feed>\n',
+     "extra-feed.xml"),
+    # a JSON search index holding HTML text, as MkDocs-style indexes do
+    ("static/search_index.json", '{"docs": [{"location": "x/", "text": "<p>Key Escrow &amp; Recovery Plan</p>"}]}\n',
+     "search_index.json"),
+    # \x escapes are JavaScript, and minifiers write them
+    ("static/app.min.js", 'var t="Key\\x20Escrow\\x20\\x26\\x20Recovery\\x20Plan";\n', "app.min.js"),
+], ids=["html-comment", "inline-script-tojson", "xml-cdata", "html-inside-json", "js-hex-escapes"])
+def test_restricted_title_in_other_encodings_fails(site, path, text, leaked_file):
+    write(site, path, text)
+    assert_gate_fails(site, bundle="public", file=leaked_file, kind="title",
+                      origin=ESCROW_SOURCE, fragment_text=fragment(ESCROW_TITLE))
 
 
 # -- `sitegen audit` on built folders ---------------------------------------------------------------

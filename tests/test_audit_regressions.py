@@ -351,8 +351,9 @@ Hardship waiver zqgatedwaiver for registered offices, zqgatedsecond.
     git(site, "commit", "-q", "-am", "Escrow and renewals zqmixedmessage", date="2024-03-03T10:00:00Z")
     build_ok(site)
     public = bundle_files(site, "public")
-    # The doors exist: the feed, recent/ and a diff page show the public change.
-    assert "zqsecondversion" in public["feed.xml"].decode() or "Renewals" in public["feed.xml"].decode()
+    # The doors exist: the feed and the diff pages show the public change.
+    feed = public["feed.xml"].decode()
+    assert "<title>Renewals</title>" in feed and "zqpublicmessage" in feed
     changes = {name: data for name, data in public.items() if name.startswith("changes/")}
     assert changes, "no 'view change' pages in the public bundle"
     assert in_files(changes, "zqsecondversion") and in_files(changes, "keep the receipt")
@@ -363,6 +364,28 @@ Hardship waiver zqgatedwaiver for registered offices, zqgatedsecond.
     restricted = bundle_files(site, "restricted")
     assert in_files({n: d for n, d in restricted.items() if n.startswith("changes/")}, "zqgatedsecond")
     assert in_files(restricted, "zqmixedmessage")
+
+
+def test_page_made_public_later_shows_no_earlier_restricted_text_in_public_history(tmp_path):
+    """A draft written for registered readers, cleaned up, then published: the public bundle's history
+    starts at the first public revision, so no diff shows the registered wording."""
+    site = make_site(tmp_path, {
+        "content/_index.md": HOME,
+        "content/guides/_index.md": page("Guides", "public"),
+        "content/guides/fees.md": page("Fee plan zqoldtitle", "registered", "Internal pricing zqoldpricing for offices."),
+    })
+    git(site, "init", "-q")
+    git(site, "add", "-A")
+    git(site, "commit", "-q", "-m", "Draft the fee plan zqdraftmessage")
+    write_files(site, {"content/guides/fees.md": page("Fee plan", "public", "Fees are listed on the portal.")})
+    git(site, "commit", "-q", "-am", "Publish the fee plan", date="2024-03-02T10:00:00Z")
+    write_files(site, {"content/guides/fees.md": page("Fee plan", "public", "Fees are listed on the portal, per class.")})
+    git(site, "commit", "-q", "-am", "Fees per class", date="2024-03-03T10:00:00Z")
+    build_ok(site)
+    public = bundle_files(site, "public")
+    assert in_files({n: d for n, d in public.items() if n.startswith("changes/")}, "per class")
+    assert_nowhere(site, "public", "zqoldtitle", "zqoldpricing", "zqdraftmessage")
+    assert in_files(bundle_files(site, "restricted"), "zqoldpricing")
 
 
 # -- False alarms: honest overlap between tiers must build ------------------------------------------
