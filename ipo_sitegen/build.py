@@ -10,18 +10,21 @@ import hashlib
 import os
 import posixpath
 import time
+import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from jinja2 import TemplateError, TemplateSyntaxError
+
 from . import links
+from .cache import RenderCache, render_key, still_valid
+from .changes import ChangeViews, change_url, history_url
 from .config import Bundle, Config, load_config
 from .content import Page, Site
 from .discover import RESERVED_ROOT, discover
-from .errors import BuildError, Problems, UsageError
-from .cache import RenderCache, render_key, still_valid
-from .changes import ChangeViews, change_url, history_url
+from .errors import BuildError, Problem, Problems, UsageError
 from .gate import Gate
 from .history import History, history_problems, read_git
 from .markup import LinkIndex, Rendered, default_workers, pygments_css, render_all
@@ -260,6 +263,28 @@ def write_history(theme: ThemeRenderer, views: ChangeViews, writer: BundleWriter
                 text=change.text, history=links.relative_url(here, history_url(page.url))))
 
 
+def template_problem(exc: TemplateError, config: Config) -> Problem:
+    """A Jinja2 error as a content problem naming the template file and line."""
+    name = getattr(exc, "filename", None) or getattr(exc, "name", None) or "templates"
+    line = getattr(exc, "lineno", None)
+    if isinstance(exc, TemplateSyntaxError) and name and Path(name).is_absolute():
+        try:
+            name = Path(name).relative_to(config.root).as_posix()
+        except ValueError:
+            name = f"(built-in theme) {Path(name).name}"
+    elif not isinstance(exc, TemplateSyntaxError):
+        line = None
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename.endswith((".html", ".xml")):
+                name, line = frame.filename, frame.lineno
+                try:
+                    name = Path(name).relative_to(config.root).as_posix()
+                except ValueError:
+                    name = f"(built-in theme) {Path(name).name}"
+                break
+    return Problem(str(name), line, f"template error: {exc.message or exc}", "fix the template; see https://jinja.palletsprojects.com/templates/")
+
+
 @dataclass
 class BuildResult:
     out: Path
@@ -291,6 +316,9 @@ def build(root: Path, options: Options, reporter: Reporter | None = None) -> Bui
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
         swap_in(staging, out, [b.name for b in result.bundles])
+    except TemplateError as exc:
+        discard(staging)
+        raise BuildError([template_problem(exc, result.config)], "template error") from exc
     except BaseException:
         discard(staging)
         raise

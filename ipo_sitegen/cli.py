@@ -113,6 +113,8 @@ def serve(root, bundles, host, port, open_browser, out, drafts) -> None:
     options = Options(tuple(bundles), Path(out).resolve() if out else None, drafts, False, None)
     try:
         run(_site_root(root), options, host, port, open_browser, lambda message: click.echo(message, err=True))
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from exc
     except BuildError as exc:
         _fail(exc)
     except OSError as exc:
@@ -377,11 +379,11 @@ def keygen(prefix, force) -> None:
     from .package import generate_keys
 
     try:
-        private, public, print_ = generate_keys(Path(prefix), force=force)
+        private, public, key_print = generate_keys(Path(prefix), force=force)
     except FileExistsError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(f"Wrote {private} (private, keep it secret) and {public} (public, give it to the offices).")
-    click.echo(f"Fingerprint (SHA-256 of the DER public key): {print_}")
+    click.echo(f"Fingerprint (SHA-256 of the DER public key): {key_print}")
     try:
         ignored = subprocess.run(["git", "-C", str(private.parent), "check-ignore", "-q", private.name],
                                  capture_output=True, timeout=30).returncode

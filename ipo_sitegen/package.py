@@ -316,14 +316,16 @@ def _check_contents(data: bytes, result: Verification) -> None:
             return
         top = tops.pop()
         files: dict[str, bytes] = {}
+        refused = False
         for member in members:
             unsafe = _safe_member(member)
             if unsafe:
+                refused = True
                 result.problems.append(f"archive entry {member.name} {unsafe}")
             elif member.isfile():
                 handle = tar.extractfile(member)
                 files[posixpath.relpath(member.name, top)] = handle.read() if handle else b""
-    if any("archive entry" in p for p in result.problems):
+    if refused:
         return
     sums_data = files.pop(SUMS_NAME, None)
     if sums_data is None:
@@ -382,14 +384,14 @@ def verify(archive: Path, key_path: Path | None = None, checksum_path: Path | No
         except PackageError as exc:
             result.problems.append(str(exc))
             return result
-        print_ = fingerprint(public)
+        key_print = fingerprint(public)
         if not signature_path.is_file():
             result.problems.append(f"the signature {signature_path.name} is missing: the archive was not signed (package it with --sign KEY)")
         else:
             try:
                 public.verify(signature_path.read_bytes(), data)
-                result.checked.append(f"the signature is valid for the key {key_path.name} (fingerprint {print_})")
+                result.checked.append(f"the signature is valid for the key {key_path.name} (fingerprint {key_print})")
             except InvalidSignature:
-                result.problems.append(f"the signature {signature_path.name} does not match the key {key_path.name} (fingerprint {print_}): "
+                result.problems.append(f"the signature {signature_path.name} does not match the key {key_path.name} (fingerprint {key_print}): "
                                        "the archive was not signed by this key, or was changed after signing")
     return result

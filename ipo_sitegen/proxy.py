@@ -212,7 +212,8 @@ def nginx_config(options: NginxOptions) -> str:
     if o.auth == "mtls":
         add("")
         add("    # Mutual TLS: offices present a certificate issued by this CA. `optional` keeps the public")
-        add("    # bundle open to everyone; the restricted location below refuses a missing or invalid one.")
+        add("    # bundle open to everyone without a certificate; the restricted location below refuses requests")
+        add("    # without one (403). A certificate that fails verification is refused everywhere (400).")
         add(f"    ssl_client_certificate {_path(o.client_ca)};")
         add("    ssl_verify_client optional;")
         add("    ssl_verify_depth 2;")
@@ -285,6 +286,11 @@ def nginx_config(options: NginxOptions) -> str:
         add("    location = /_sitegen/auth {")
         add("        internal;")
         add(f"        proxy_pass {o.sso_url};")
+        if o.sso_url.startswith("https://"):
+            add("        proxy_ssl_server_name on;  # send the endpoint's host name (SNI)")
+            add("        # nginx does not check the endpoint's certificate unless told to, with a CA file:")
+            add("        # proxy_ssl_verify on;")
+            add("        # proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;")
         add("        proxy_pass_request_body off;")
         add('        proxy_set_header Content-Length "";')
         add("        proxy_set_header X-Original-URI $request_uri;")

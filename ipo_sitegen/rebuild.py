@@ -62,8 +62,8 @@ def affected(old: dict[str, PageFacts], new: dict[str, PageFacts], changed: set[
     if any(p == "sitegen.toml" or p.startswith(("templates/", "static/")) for p in changed):
         work.full = True
         return work
-    if any(p.startswith("content/") and not p.endswith(".md") for p in changed):
-        work.attachments = True
+    files = {p[len("content/") :] for p in changed if p.startswith("content/") and not p.endswith(".md")}
+    work.attachments = bool(files)
     work.history = head_changed
 
     by_section: dict[str, set[str]] = {}
@@ -74,6 +74,8 @@ def affected(old: dict[str, PageFacts], new: dict[str, PageFacts], changed: set[
             for target in page.targets:
                 linked_from.setdefault(target, set()).add(source)
 
+    for name in files:  # links to an attachment are checked again when it changes or goes
+        work.pages |= linked_from.get(name, set())
     for source in sorted(set(old) | set(new)):
         before, after = old.get(source), new.get(source)
         if before == after:

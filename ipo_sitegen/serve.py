@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import posixpath
 import queue
+import signal
 import shutil
 import tempfile
 import threading
@@ -29,7 +30,7 @@ from watchdog.observers import Observer
 
 from .build import Options, build
 from .config import CONFIG_NAME, load_config
-from .errors import BuildError, Problem
+from .errors import BuildError, Problem, UsageError
 
 IGNORED_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".part", ".crdownload", ".kate-swp")
 DEBOUNCE = 0.15  # seconds of quiet before a burst of saves becomes one rebuild
@@ -43,8 +44,7 @@ _MIME = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
 def is_noise(path: str) -> bool:
     """Editor backups, swap files and temporaries: never a reason to rebuild."""
     name = posixpath.basename(path.replace("\\", "/"))
-    return (not name or name.startswith((".", "#")) or name.endswith(IGNORED_SUFFIXES) or name == "4913"
-            or "/.git/" in path or "/.sitegen-cache/" in path or "/build/" in path or "/__pycache__/" in path)
+    return not name or name.startswith((".", "#")) or name.endswith(IGNORED_SUFFIXES) or name == "4913"
 
 
 @dataclass
@@ -88,7 +88,8 @@ class Rebuilder:
             result = build(self.root, self.options)
         except BuildError as exc:
             self.state.problems = exc.problems
-            self.log(f"rebuild failed ({len(exc.problems)} problem(s)); still serving the last good build:")
+            kept = "still serving the last good build" if self.state.generation else "nothing to serve until it is fixed"
+            self.log(f"rebuild failed ({len(exc.problems)} problem(s)); {kept}:")
             for problem in exc.problems:
                 self.log("  " + problem.format())
             self.state.broadcast()
@@ -135,21 +136,42 @@ def _short(root: Path, path: str) -> str:
         return path
 
 
+WATCHED = ("content", "templates", "static")
+
+
 class _Events(FileSystemEventHandler):
-    def __init__(self, rebuilder: Rebuilder, watched: list[Path]) -> None:
+    """Passes on changes to content/, templates/, static/ and sitegen.toml; starts watching those
+    folders when they are created while serving."""
+
+    def __init__(self, rebuilder: Rebuilder, observer: Observer) -> None:
         self.rebuilder = rebuilder
-        self.config = (rebuilder.root / CONFIG_NAME).resolve()
-        self.folders = [w.resolve() for w in watched]
+        self.observer = observer
+        root = rebuilder.root.resolve()
+        self.config = root / CONFIG_NAME
+        self.folders = [root / name for name in WATCHED]
+        self.scheduled: set[Path] = set()
+
+    def watch(self, folder: Path) -> None:
+        if folder.is_dir() and folder not in self.scheduled:
+            self.scheduled.add(folder)
+            self.observer.schedule(self, str(folder), recursive=True)
 
     def _relevant(self, path: str) -> bool:
         resolved = Path(path).resolve()
-        return resolved == self.config or any(resolved.is_relative_to(f) for f in self.folders)
+        return resolved == self.config or any(resolved == f or resolved.is_relative_to(f) for f in self.folders)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
+        if event.event_type in ("opened", "closed_no_write", "closed"):
             return
+        if event.is_directory and event.event_type == "modified":
+            return  # a folder's own timestamp: the file event that caused it is reported too
         for path in (event.src_path, getattr(event, "dest_path", "")):
-            if path and self._relevant(str(path)):
+            if not path:
+                continue
+            resolved = Path(str(path)).resolve()
+            if resolved in self.folders and event.is_directory:
+                self.watch(resolved)
+            if self._relevant(str(path)):
                 self.rebuilder.changed(str(path))
 
 
@@ -191,9 +213,12 @@ class Handler(BaseHTTPRequestHandler):
         status = HTTPStatus.OK
         if not target.is_file():
             status, target = HTTPStatus.NOT_FOUND, folder / "404.html"
-            if not target.is_file():
-                return self._send(status, b"not found", "text/plain")
+            if not target.is_file():  # nothing built yet: a page that shows the problems and reloads
+                page = f"<!DOCTYPE html><html><head><title>Not built yet</title></head><body><p>The site is not built yet.</p>{bar_html(self.state, bundle, '')}</body></html>"
+                return self._send(status, page.encode(), "text/html; charset=utf-8")
         data = target.read_bytes()
+        if status == HTTPStatus.NOT_FOUND:  # served at any depth: its relative links start at the bundle
+            data = data.replace(b"<head>", f'<head><base href="/{bundle}/">'.encode(), 1)
         kind = _MIME.get(target.suffix.lower(), "application/octet-stream")
         if target.suffix == ".html":
             bar = bar_html(self.state, bundle, rest.rstrip("/") + "/" if rest and target.name == "index.html" else rest).encode()
@@ -288,9 +313,13 @@ LIVE_JS = r"""
 
 
 def serve(root: Path, options: Options, host: str, port: int, open_browser: bool, log) -> None:
-    """Build, serve and watch until interrupted (Ctrl-C)."""
+    """Build, serve and watch until interrupted (Ctrl-C or SIGTERM)."""
     config = load_config(root)
-    names = [b.name for b in config.bundles if not options.bundles or b.name in options.bundles]
+    known = [b.name for b in config.bundles]
+    unknown = [n for n in options.bundles if n not in known]
+    if unknown:
+        raise UsageError(f"unknown bundle {', '.join(unknown)}; configured bundles: {', '.join(known)}")
+    names = [n for n in known if not options.bundles or n in options.bundles]
     private = options.out is None
     out = Path(tempfile.mkdtemp(prefix="sitegen-serve-")) if private else options.out
     options.out = out
@@ -303,26 +332,36 @@ def serve(root: Path, options: Options, host: str, port: int, open_browser: bool
             shutil.rmtree(out, ignore_errors=True)
         raise OSError(f"cannot listen on {host}:{port} ({exc.strerror}); is another server running? try --port {port + 1}") from exc
     server.daemon_threads = True
-    with _BUILD_LOCK:
-        rebuilder.build_now()
-    watched = [p for p in (config.content_dir, config.templates_dir, config.static_dir) if p.is_dir()]
     observer = Observer()
-    handler = _Events(rebuilder, watched)
-    for folder in watched:
-        observer.schedule(handler, str(folder), recursive=True)
-    observer.schedule(handler, str(root), recursive=False)  # sitegen.toml, and folders created later
-    observer.start()
-    url = f"http://{host}:{server.server_address[1]}/{names[0]}/"
-    log(f"Serving {', '.join(names)} at {url} (Ctrl-C to stop)")
-    if open_browser:
-        webbrowser.open(url)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        with _BUILD_LOCK:
+            rebuilder.build_now()
+        handler = _Events(rebuilder, observer)
+        for folder in handler.folders:
+            handler.watch(folder)
+        observer.schedule(handler, str(root), recursive=False)  # sitegen.toml, and folders created later
+        observer.start()
+        url = f"http://{host}:{server.server_address[1]}/{names[0]}/"
+        log(f"Serving {', '.join(names)} at {url} (Ctrl-C to stop)")
+        if open_browser:
+            webbrowser.open(url)
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         log("stopping")
     finally:
-        observer.stop()
+        signal.signal(signal.SIGTERM, previous)
+        if observer.is_alive():
+            observer.stop()
+            observer.join(timeout=5)
         server.server_close()
-        observer.join(timeout=5)
+        with rebuilder.lock:
+            if rebuilder.timer is not None:
+                rebuilder.timer.cancel()
+        _BUILD_LOCK.acquire(timeout=60)  # let a rebuild in progress finish before removing its folder
         if private:
             shutil.rmtree(out, ignore_errors=True)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

@@ -3,7 +3,8 @@ generated configuration, in each authentication mode, with only 127.0.0.1 traffi
 
 nginx runs as a foreground child (`daemon off`, one process) on a free port, with every path it writes
 (pid, logs, temporary files) under the test's tmp_path, and is stopped at teardown. Without nginx these
-tests skip locally and fail in CI (CI=true): scripts/test.sh installs it.
+tests skip locally and fail in CI (CI=true): scripts/test.sh installs it. $SITEGEN_NGINX picks another
+nginx binary.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ INTERNAL_MARK = b"internal edition"
 
 # ---- nginx as a child process ----------------------------------------------------------------------
 def nginx_binary() -> str | None:
+    """$SITEGEN_NGINX when set (another build of nginx), else nginx on PATH or where packages put it."""
+    chosen = os.environ.get("SITEGEN_NGINX")
+    if chosen:
+        return chosen if os.access(chosen, os.X_OK) else None
     found = shutil.which("nginx")
     if found:
         return found
