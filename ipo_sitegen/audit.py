@@ -21,7 +21,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from itertools import compress, count
 from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import unquote
@@ -45,10 +45,14 @@ _BLOCK_TAGS = {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
                "summary", "content", "loc", "url", "option", "blockquote", "figcaption", "hr", "body", "head"}
 
 
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
 def tokens(text: str) -> list[str]:
     """Words as a reader would compare them: Unicode-normalised, case- and accent-insensitive."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)) if not text.isascii() else text
+    text = text.casefold()
+    if not text.isascii():
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
     return _WORD.findall(text.replace("_", " "))
 
 
@@ -70,13 +74,16 @@ class Leak:
 class Fingerprints:
     """Hashed token n-grams (1 to SHINGLE words) of secret material, with where each came from.
 
-    Matching hashes every n-gram of a text with `zip`/`map` and intersects the result with the
-    secret set, so the work per word is done in C; positions are looked for only on a hit.
+    Matching does its per-word work in C: every SHINGLE-gram of a text is hashed with
+    `zip`/`map` and filtered against the secret set; shorter phrases are looked for only where a
+    word pair starts one of them. Positions are computed only on a hit.
     """
 
     vocab: dict[str, int] = field(default_factory=dict)
     phrases: dict[int, tuple[str, str]] = field(default_factory=dict)  # hash -> (origin, kind)
-    lengths: set[int] = field(default_factory=set)
+    lengths: set[int] = field(default_factory=set)  # lengths of phrases between 2 and SHINGLE - 1
+    starts: set[int] = field(default_factory=set)  # hashes of the first two words of those phrases
+    singles: set[int] = field(default_factory=set)  # one-word phrases
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> origin of secret attachment
 
     def ids(self, words: list[str], grow: bool = False) -> list[int | None]:
@@ -90,28 +97,41 @@ class Fingerprints:
         if not words:
             return
         ids = self.ids(words, grow=True)
-        if whole and len(ids) <= SHINGLE:
-            if len(ids) == 1 and len(words[0]) < MIN_SINGLE:
-                return
+        if whole and len(ids) < SHINGLE:
+            if len(ids) == 1:
+                if len(words[0]) < MIN_SINGLE:
+                    return
+                self.singles.add(ids[0])
+            else:
+                self.starts.add(hash((ids[0], ids[1])))
+                self.lengths.add(len(ids))
             self.phrases.setdefault(hash(tuple(ids)), (origin, kind))
-            self.lengths.add(len(ids))
-        if len(ids) >= SHINGLE:
-            self.lengths.add(SHINGLE)
-            for gram in zip(*(ids[k:] for k in range(SHINGLE))):
-                self.phrases.setdefault(hash(gram), (origin, kind))
+        for gram in zip(*(ids[k:] for k in range(SHINGLE))):
+            self.phrases.setdefault(hash(gram), (origin, kind))
 
-    def _hits(self, ids: list[int | None]) -> Iterator[tuple[int, set[int]]]:
-        keys = self.phrases.keys()
-        for n in sorted(self.lengths):
-            if len(ids) >= n:
-                found = keys & set(map(hash, zip(*(ids[k:] for k in range(n)))))
-                if found:
-                    yield n, found
+    def _hits(self, ids: list[int | None]) -> dict[int, set[int]]:
+        """Secret n-gram hashes present in `ids`, by length."""
+        known = self.phrases.__contains__
+        hits: dict[int, set[int]] = {}
+        found = set(filter(known, map(hash, zip(*(ids[k:] for k in range(SHINGLE))))))
+        if found:
+            hits[SHINGLE] = found
+        for word in set(filter(self.singles.__contains__, ids)):
+            if known(hash((word,))):
+                hits.setdefault(1, set()).add(hash((word,)))
+        if self.starts and len(ids) > 1:
+            pairs = map(hash, zip(ids, ids[1:]))
+            for i in compress(count(), map(self.starts.__contains__, pairs)):
+                for n in self.lengths:
+                    key = hash(tuple(ids[i : i + n]))
+                    if i + n <= len(ids) and known(key):
+                        hits.setdefault(n, set()).add(key)
+        return hits
 
     def matches(self, words: list[str]) -> Iterator[tuple[int, int, tuple[str, str]]]:
         """(start, length, origin) of every secret n-gram in `words`."""
         ids = self.ids(words)
-        for n, found in self._hits(ids):
+        for n, found in sorted(self._hits(ids).items()):
             for i in range(len(ids) - n + 1):
                 key = hash(tuple(ids[i : i + n]))
                 if key in found:
@@ -119,7 +139,7 @@ class Fingerprints:
 
     def allow(self, text: str) -> None:
         """Strike out every fingerprint that also occurs in material the bundle may see."""
-        for _, found in list(self._hits(self.ids(tokens(text)))):
+        for found in self._hits(self.ids(tokens(text))).values():
             for key in found:
                 self.phrases.pop(key, None)
 
@@ -186,9 +206,15 @@ def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, his
     if history is not None:
         for sha, subject in history.hidden_messages(bundle):
             prints.add(subject, f"commit {sha}", "commit message")
-        for changes in history.changes_for(bundle).values():
+        for source, changes in history.changes_for(bundle).items():
+            # Past versions are shown in diffs: their lines count as seen, beyond today's text.
+            today = set(gate.text(site.pages[source], bundle).split("\n"))
+            past: set[str] = set()
             for change in changes:
-                allowed_text += [change.title, change.text, change.message or ""]
+                past.update(change.text.split("\n"))
+                past.update((change.previous or "").split("\n"))
+                allowed_text += [change.title, change.message or ""]
+            allowed_text.append("\n".join(sorted(past - today)))
 
     for page in visible:
         text = gate.text(page, bundle)
@@ -204,6 +230,7 @@ def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, his
                 allowed_text.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
     for text in allowed_text:
         prints.allow(visible_words(text))
+        prints.allow(text)  # diffs show Markdown source, link targets included
 
     shown = {site.attachments[s].sha256 for s in allowed_files}
     for source, attachment in sorted(site.attachments.items()):
@@ -217,38 +244,30 @@ _BLOCK_TAG = re.compile(r"</?(?:" + "|".join(sorted(_BLOCK_TAGS)) + r")\b[^>]*>"
 _HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 
 
-class _Extractor(HTMLParser):
-    """Text (split at block elements), attribute values, comments, CDATA and scripts of HTML/XML."""
+_SCRIPT = re.compile(r"<(script|style)\b[^>]*>(.*?)</\1\s*>", re.I | re.S)
+_COMMENT = re.compile(r"<!--(.*?)-->", re.S)
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)\]\]>", re.S)
+_ATTRIBUTE = re.compile(r"""\s[^\s"'<>/=]+\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'<>`]+))""")
+_START_TAG = re.compile(r"<[A-Za-z][^>]*>")
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.extra: list[str] = []  # attribute values, comments, CDATA: decoded further
-        self.scripts: list[str] = []
-        self._in_script = False
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK_TAGS:
-            self.parts.append(_SPLIT)
-        self._in_script = tag in ("script", "style")
-        self.extra.extend(unquote(value) for _, value in attrs if value)
+def _html_parts(text: str) -> tuple[list[str], list[str], list[str]]:
+    """(text segments split at block elements, attribute values / comments / CDATA, scripts).
 
-    def handle_endtag(self, tag: str) -> None:
-        self._in_script = False
-        if tag in _BLOCK_TAGS:
-            self.parts.append(_SPLIT)
-
-    def handle_data(self, data: str) -> None:
-        if self._in_script:
-            self.scripts.append(data)
-        else:
-            self.parts.append(data)
-
-    def handle_comment(self, data: str) -> None:
-        self.extra.append(data)
-
-    def unknown_decl(self, data: str) -> None:
-        self.extra.append(data[6:] if data.startswith("CDATA[") else data)
+    Regular expressions rather than html.parser: the audit reads every file of every bundle,
+    and these run in C. Entities are decoded as a browser would."""
+    scripts = [m.group(2) for m in _SCRIPT.finditer(text)]
+    text = _SCRIPT.sub(" ", text) if scripts else text
+    extra = _COMMENT.findall(text) + _CDATA.findall(text)
+    if extra:
+        text = _CDATA.sub(lambda m: _SPLIT + m.group(1) + _SPLIT, _COMMENT.sub(_SPLIT, text))
+    for tag in _START_TAG.findall(text):
+        for quoted, single, bare in _ATTRIBUTE.findall(tag):
+            value = quoted or single or bare
+            if value:
+                extra.append(unquote(html.unescape(value)))
+    body = _TAG.sub("", _BLOCK_TAG.sub(_SPLIT, text))
+    return [html.unescape(part) for part in body.split(_SPLIT)], extra, scripts
 
 
 def _markup_text(text: str) -> list[str]:
@@ -277,14 +296,11 @@ def _segments(name: str, data: bytes) -> list[str]:
     text = data.decode("utf-8", errors="replace")
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix in ("html", "htm", "xml", "svg", "xhtml", "rss", "atom"):
-        parser = _Extractor()
-        parser.feed(text)
-        parser.close()
-        segments = "".join(parser.parts).split(_SPLIT)
+        segments, extra, scripts = _html_parts(text)
         segments += [t for part in segments if "<" in part or "&" in part for t in _markup_text(part)]  # escaped HTML (feeds)
-        for value in parser.extra:
+        for value in extra:
             segments += _markup_text(value)
-        for code in parser.scripts:
+        for code in scripts:
             segments += _script_strings(code)
         return segments
     if suffix == "json":
@@ -312,6 +328,7 @@ def _json_strings(value: object) -> Iterator[str]:
 def scan_bundle(folder: Path, bundle: Bundle, prints: Fingerprints) -> list[Leak]:
     """Every leak in the files of a built bundle, one per (file, origin, kind)."""
     leaks: dict[tuple[str, str, str], Leak] = {}
+    seen: dict[str, list[tuple[str, str, str]]] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = path.relative_to(folder).as_posix()
         data = path.read_bytes()
@@ -322,11 +339,15 @@ def scan_bundle(folder: Path, bundle: Bundle, prints: Fingerprints) -> list[Leak
         if b"\x00" in data[:1024]:
             continue  # binary: the hash check above is all that applies
         for segment in _segments(name, data):
-            words = tokens(segment)
-            for start, length, (origin, kind) in prints.matches(words):
-                key = (name, origin, kind)
-                if key not in leaks:
-                    leaks[key] = Leak(bundle.name, name, " ".join(words[start : start + length]), origin, kind)
+            found = seen.get(segment)
+            if found is None:
+                words = tokens(segment)
+                found = [(" ".join(words[start : start + length]), origin, kind)
+                         for start, length, (origin, kind) in prints.matches(words)]
+                if len(segment) < 300:  # navigation, headers, titles: the same in many files
+                    seen[segment] = found
+            for fragment, origin, kind in found:
+                leaks.setdefault((name, origin, kind), Leak(bundle.name, name, fragment, origin, kind))
     return sorted(leaks.values(), key=lambda leak: (leak.file, leak.origin, leak.kind))
 
 

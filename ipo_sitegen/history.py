@@ -29,11 +29,14 @@ from .content import Page, Site
 from .discover import parse_front_matter, quick_front_matter, split_front_matter
 from .errors import Problems
 from .gate import Gate, Segment, effective_rank, parse_blocks, source_for
+from .markup import LinkIndex, resolve_target
 
 CACHE_DIR = ".sitegen-cache"
 FORMAT = "%x1e%H%x1f%at%x1f%aN%x1f%s%x1f"
 _NULL_BLOB = "0" * 40
 _BLANKS = re.compile(r"\n{3,}")
+_MD_LINK = re.compile(r"(\]\()\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_EXTERNAL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|#)")
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,7 @@ class History:
         self._message_ranks: dict[int, int] = {}
         self._ranks: dict[tuple[str, int], int] = {}
         self._on_disk: dict[str, str] = {}
+        self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
         self._follow()
 
     def _follow(self) -> None:
@@ -376,6 +380,27 @@ class History:
         """(commit, subject) of every commit whose message `bundle` may not show (for the audit)."""
         return [(c.sha[:12], c.subject) for i, c in enumerate(self.log.commits) if self.message_rank(i) > bundle.rank]
 
+    def _redact(self, text: str, path: str, bundle: Bundle) -> str:
+        """Diffs show Markdown source: a link to a page the bundle does not hold loses its target
+        (the author's words stay), so no path or anchor of a restricted page reaches it."""
+        if "](" not in text:
+            return text
+        folder = posixpath.dirname(path)
+
+        def target(match: re.Match) -> str:
+            marker, source = resolve_target(folder, match.group(2), self._index)
+            page = self.site.pages.get(source) if marker else None
+            attachment = self.site.attachments.get(source) if marker else None
+            if page is not None and self.gate.visible(page, bundle):
+                return match.group(0)
+            if attachment is not None and self.gate.attachment_allowed(attachment, bundle):
+                return match.group(0)
+            if marker is None and _EXTERNAL.match(match.group(2)):
+                return match.group(0)
+            return f"{match.group(1)}🔒)"
+
+        return _MD_LINK.sub(target, text)
+
     # -- one bundle's view ------------------------------------------------------------------
     def changes_for(self, bundle: Bundle) -> dict[str, list[Change]]:
         """Each visible page's changes as `bundle` may see them, oldest first (computed once)."""
@@ -393,7 +418,7 @@ class History:
                 if snap.page is None or (snap.draft and not self.gate.drafts) or self.rank_at(revision.path, revision.index, revision.blob) > bundle.rank:
                     previous = None
                     continue
-                view = (snap.title or page.title, snap.view(bundle.rank, self.config.tiers))
+                view = (snap.title or page.title, self._redact(snap.view(bundle.rank, self.config.tiers), revision.path, bundle))
                 if view == previous:
                     continue  # nothing this bundle can see changed
                 message = revision.commit.subject if self.message_rank(revision.index) <= bundle.rank else None

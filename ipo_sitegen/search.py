@@ -10,8 +10,8 @@ pages, so it holds nothing the bundle does not already show.
 
 Files, under `search/` in each bundle:
 
-    docs.js       one entry per page (URL, title, parent section, labels, tier, date, summary and the
-                  first words of the body for snippets) and the table that maps term prefixes to shards
+    docs.js       for every page its URL, title, section, labels, tier, date, summary and the first
+                  words of its body (for snippets); and the table that maps term prefixes to shards
     shard-NN.js   the postings of every term starting with some prefixes: a query loads docs.js and
                   only the shards its terms fall in
     index.html    the search page (theme template search.html)
@@ -28,13 +28,14 @@ every position (phrase queries).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import posixpath
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from html import unescape
 from typing import Iterable, Mapping
 
 from .render import label_url, theme_static_dir
@@ -84,63 +85,55 @@ class Block:
     text: str
 
 
-class _BodyText(HTMLParser):
-    """The blocks of text of a page body (headings, paragraphs, list items, cells…), in order."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.blocks: list[Block] = []
-        self._open: list[tuple[str, bool]] = []  # (tag, skipped) of the elements we are inside
-        self._skipping = 0
-        self._headings = 0
-        self._words: list[str] = []
-
-    def _flush(self) -> None:
-        text = " ".join("".join(self._words).split())
-        if text:
-            self.blocks.append(Block(self._headings > 0, text))
-        self._words = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCKS:
-            self._flush()
-        if tag in _VOID:
-            return
-        values = dict(attrs)
-        skip = (tag in _SKIP_TAGS or values.get("aria-hidden") == "true"
-                or bool(_SKIP_CLASSES & set((values.get("class") or "").split())))
-        self._open.append((tag, skip))
-        self._skipping += skip
-        self._headings += tag in _HEADINGS
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCKS:
-            self._flush()
-
-    def handle_endtag(self, tag: str) -> None:
-        if not any(name == tag for name, _ in self._open):
-            return  # a stray end tag: ignore it as a browser would
-        if tag in _BLOCKS:
-            self._flush()
-        while self._open:
-            name, skipped = self._open.pop()
-            self._skipping -= skipped
-            self._headings -= name in _HEADINGS
-            if name == tag:
-                break
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self._words.append(data)
+# The body comes from our own Markdown renderer, so a scanner is enough (and several times faster than
+# html.parser): comments, tags (quoted attribute values may hold ">"), and text in between.
+_MARKUP = re.compile(r"""<!--.*?-->|<(/?)([A-Za-z][\w:-]*)((?:[^>"']|"[^"]*"|'[^']*')*)>|([^<]+|<)""", re.S)
+_CLASS = re.compile(r"""\bclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
+_HIDDEN = re.compile(r"""\baria-hidden\s*=\s*["']?true""", re.I)
 
 
 def body_blocks(html: str) -> list[Block]:
-    """The text of a rendered page body as blocks; markup and decoration are dropped."""
-    parser = _BodyText()
-    parser.feed(html)
-    parser.close()
-    parser._flush()
-    return parser.blocks
+    """The text of a rendered page body as blocks (headings, paragraphs, list items, cells…), in order;
+    markup and decoration are dropped."""
+    blocks: list[Block] = []
+    words: list[str] = []
+    open_tags: list[tuple[str, bool]] = []  # (tag, skipped) of the elements we are inside
+    skipping = headings = 0
+
+    def flush() -> None:
+        text = " ".join(unescape("".join(words)).split())
+        if text:
+            blocks.append(Block(headings > 0, text))
+        words.clear()
+
+    for match in _MARKUP.finditer(html):
+        closing, tag, attributes, text = match.groups()
+        if text is not None:
+            if not skipping:
+                words.append(text)
+            continue
+        if tag is None:
+            continue  # a comment
+        tag = tag.lower()
+        if tag in _BLOCKS:
+            flush()
+        if closing:
+            if any(name == tag for name, _ in open_tags):  # a stray end tag is ignored, as browsers do
+                while open_tags:
+                    name, skipped = open_tags.pop()
+                    skipping -= skipped
+                    headings -= name in _HEADINGS
+                    if name == tag:
+                        break
+        elif tag not in _VOID and not attributes.rstrip().endswith("/"):
+            classes = _CLASS.search(attributes)
+            skip = (tag in _SKIP_TAGS or bool(_HIDDEN.search(attributes))
+                    or bool(classes and _SKIP_CLASSES.intersection((classes.group(1) or classes.group(2) or classes.group(3) or "").split())))
+            open_tags.append((tag, skip))
+            skipping += skip
+            headings += tag in _HEADINGS
+    flush()
+    return blocks
 
 
 def excerpt(blocks: list[Block], limit: int = SNIPPET_CHARS) -> str:
@@ -178,26 +171,18 @@ class Entry:
     date: int = 0  # time of the last change (Unix seconds), 0 when unknown: recency ranking
 
 
-def stream(entry: Entry, blocks: list[Block]) -> list[tuple[str, int, int]]:
-    """(term, position, field) for every token of a page, with a gap between fields and blocks."""
-    out: list[tuple[str, int, int]] = []
+def stream(entry: Entry, blocks: list[Block]) -> list[tuple[int, int, list[str]]]:
+    """(field, first position, words) for each field and block of a page, with a gap of one position
+    between them so that a phrase never spans two."""
+    out: list[tuple[int, int, list[str]]] = []
     position = 0
-
-    def add(text: str, where: int) -> None:
-        nonlocal position
+    texts = [(TITLE, entry.title), (SUMMARY, entry.summary), *((LABEL, label) for label in entry.labels),
+             *((HEADING if block.heading else BODY, block.text) for block in blocks)]
+    for where, text in texts:
         words = tokenize(text)
-        for word in words:
-            out.append((word, position, where))
-            position += 1
         if words:
-            position += 1  # the gap
-
-    add(entry.title, TITLE)
-    add(entry.summary, SUMMARY)
-    for label in entry.labels:
-        add(label, LABEL)
-    for block in blocks:
-        add(block.text, HEADING if block.heading else BODY)
+            out.append((where, position, words))
+            position += len(words) + 1
     return out
 
 
@@ -207,56 +192,93 @@ class Posting:
     positions: list[int] = field(default_factory=list)
 
 
-# Postings are written as one string per term, a sequence of small integers in a variable-length
-# code: base 32, most significant digit first, the last digit of each integer taken from _LAST and the
-# others from _MORE, so a reader knows where an integer ends. "Last" digits are digits and punctuation,
-# so a run of letters is at most four long for the integers we write: the code never spells a word
-# the leak audit (which reads every string of a bundle) could take for text. Sequence per page, pages
-# in increasing order: page number minus the previous one, field mask, number of positions, then each
-# position minus the previous one.
+# Postings are written as one string per term: a sequence of integers in a variable-length code. The
+# last digit of an integer is one of the 32 characters of _LAST (digits and punctuation), the digits
+# before it are letters, base 52 (_MORE), most significant first; so a reader knows where an integer
+# ends, integers below 1,664 take two characters, and a run of letters is at most four long for any
+# integer we write: the code never spells a word the leak audit (which reads every string of a bundle)
+# could take for text.
+#
+# For each page holding the term, in increasing page order:
+#   header      (page number - previous page number) * 4 + 2 if a field mask follows + 1 if a count follows
+#   mask        where the term occurs (TITLE|HEADING|…), only when that is not just BODY
+#   count       number of positions, only when more than one
+#   positions   the first one, then each minus the one before
 _LAST = "0123456789!#$%()*+-.:;=?@[]^{|}~"
-_MORE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
+_MORE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_DIGIT = {char: (False, value) for value, char in enumerate(_LAST)} | {char: (True, value) for value, char in enumerate(_MORE)}
+
+
+def _code(number: int) -> str:
+    if number < 0:
+        raise ValueError(f"cannot encode a negative number: {number}")
+    digits = [_LAST[number % 32]]
+    number //= 32
+    while number:
+        digits.append(_MORE[number % 52])
+        number //= 52
+    return "".join(reversed(digits))
+
+
+_CODES = [_code(n) for n in range(32 * 52)]  # every integer of one or two characters, precomputed
 
 
 def encode_numbers(numbers: Iterable[int]) -> str:
-    out: list[str] = []
-    for number in numbers:
-        if number < 0:
-            raise ValueError(f"cannot encode a negative number: {number}")
-        digits = [_LAST[number & 31]]
-        number >>= 5
-        while number:
-            digits.append(_MORE[number & 31])
-            number >>= 5
-        out.extend(reversed(digits))
-    return "".join(out)
+    return "".join(_CODES[n] if 0 <= n < len(_CODES) else _code(n) for n in numbers)
 
 
 def decode_numbers(text: str) -> list[int]:
     numbers: list[int] = []
     value = 0
     for char in text:
-        more = _MORE.find(char)
-        if more >= 0:
-            value = value * 32 + more
+        more, digit = _DIGIT[char]
+        if more:
+            value = value * 52 + digit
         else:
-            numbers.append(value * 32 + _LAST.index(char))
+            numbers.append(value * 32 + digit)
             value = 0
     return numbers
 
 
-def encode_postings(postings: Mapping[int, Posting]) -> str:
-    numbers: list[int] = []
-    previous_doc = 0
+def _number(n: int) -> str:
+    return _CODES[n] if n < 32 * 52 else _code(n)
+
+
+class PostingsWriter:
+    """Encoded postings of every term, appended page by page in increasing page order."""
+
+    def __init__(self) -> None:
+        self.terms: dict[str, tuple[list[int], list[str]]] = {}  # term -> ([last page added], encoded parts)
+
+    def add(self, term: str, doc: int, mask: int, positions: list[int]) -> None:
+        entry = self.terms.get(term)
+        if entry is None:
+            entry = self.terms[term] = ([0], [])
+        delta = doc - entry[0][0]
+        entry[0][0] = doc
+        if mask == BODY and len(positions) == 1:  # by far the most common case: header and position
+            entry[1].append(_number(delta * 4) + _number(positions[0]))
+            return
+        chunk = [_number(delta * 4 + (2 if mask != BODY else 0) + (1 if len(positions) > 1 else 0))]
+        if mask != BODY:
+            chunk.append(_number(mask))
+        if len(positions) > 1:
+            chunk.append(_number(len(positions)))
+        last = 0
+        for position in positions:
+            chunk.append(_number(position - last))
+            last = position
+        entry[1].append("".join(chunk))
+
+    def encoded(self) -> dict[str, str]:
+        return {term: "".join(parts) for term, (_, parts) in self.terms.items()}
+
+
+def encode_postings(postings: Mapping[int, Posting], term: str = "") -> str:
+    writer = PostingsWriter()
     for doc in sorted(postings):
-        posting = postings[doc]
-        numbers += [doc - previous_doc, posting.mask, len(posting.positions)]
-        previous = 0
-        for position in posting.positions:
-            numbers.append(position - previous)
-            previous = position
-        previous_doc = doc
-    return encode_numbers(numbers)
+        writer.add(term, doc, postings[doc].mask, postings[doc].positions)
+    return writer.encoded().get(term, "")
 
 
 def decode_postings(text: str) -> dict[int, Posting]:
@@ -265,14 +287,20 @@ def decode_postings(text: str) -> dict[int, Posting]:
     out: dict[int, Posting] = {}
     i, doc = 0, 0
     while i < len(numbers):
-        doc += numbers[i]
-        mask, count = numbers[i + 1], numbers[i + 2]
+        header = numbers[i]
+        i += 1
+        doc += header // 4
+        mask, count = BODY, 1
+        if header & 2:
+            mask, i = numbers[i], i + 1
+        if header & 1:
+            count, i = numbers[i], i + 1
         positions, position = [], 0
-        for delta in numbers[i + 3 : i + 3 + count]:
+        for delta in numbers[i : i + count]:
             position += delta
             positions.append(position)
         out[doc] = Posting(mask, positions)
-        i += 3 + count
+        i += count
     return out
 
 
@@ -338,7 +366,6 @@ class SearchIndex:
     files: dict[str, str]  # name under search/ -> text
     version: str  # digest of every file: search.js asks for ?v=VERSION, so no stale file is mixed in
     terms: int
-    postings: int
 
 
 def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: int = SHARD_BYTES,
@@ -349,19 +376,37 @@ def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: in
     labels = sorted({label for e in entries for label in e.labels}, key=lambda name: (fold(name), name))
     label_number = {name: i for i, name in enumerate(labels)}
 
-    index: dict[str, dict[int, Posting]] = {}
-    docs = []
-    for doc, entry in enumerate(entries):
-        blocks = body_blocks(entry.html)
-        for term, position, where in stream(entry, blocks):
-            posting = index.setdefault(term, {}).setdefault(doc, Posting())
-            posting.mask |= where
-            posting.positions.append(position)
-        parent = number.get(entry.parent, -1) if entry.parent else -1
-        docs.append([entry.url, entry.title, parent, [label_number[name] for name in entry.labels], entry.tier,
-                     entry.date, entry.summary, excerpt(blocks, snippet_chars)])
-
-    encoded = {term: encode_postings(postings) for term, postings in index.items()}
+    postings = PostingsWriter()
+    pages: dict[str, list] = {key: [] for key in ("url", "title", "parent", "labels", "tier", "date", "summary", "text")}
+    collecting = gc.isenabled()
+    gc.disable()  # millions of small lists that live until the end: collecting them is wasted time
+    try:
+        for doc, entry in enumerate(entries):
+            blocks = body_blocks(entry.html)
+            positions: dict[str, list[int]] = {}
+            masks: dict[str, int] = {}  # terms seen outside the body, with every field they are in
+            for where, start, words in stream(entry, blocks):
+                for position, word in enumerate(words, start):
+                    found = positions.get(word)
+                    if found is None:
+                        positions[word] = [position]
+                    else:
+                        found.append(position)
+                    if where != BODY:  # earlier positions not in `masks` were all in the body
+                        masks[word] = masks.get(word, 0 if found is None else BODY) | where
+                    elif word in masks:
+                        masks[word] |= BODY
+            for term, found in positions.items():
+                postings.add(term, doc, masks.get(term, BODY), found)
+            for key, value in (("url", entry.url), ("title", entry.title), ("tier", entry.tier), ("date", entry.date),
+                               ("parent", number.get(entry.parent, -1) if entry.parent else -1),
+                               ("labels", [label_number[name] for name in entry.labels]),
+                               ("summary", entry.summary), ("text", excerpt(blocks, snippet_chars))):
+                pages[key].append(value)
+        encoded = postings.encoded()
+    finally:
+        if collecting:
+            gc.enable()
     sizes = {term: len(_dumps(term)) + len(_dumps(text)) + 2 for term, text in encoded.items()}
     files = pack(shard_prefixes(sizes, shard_bytes), sizes, shard_bytes)
     out: dict[str, str] = {}
@@ -373,13 +418,16 @@ def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: in
             terms.update((t, encoded[t]) for t in members)
         out[shard_name(n)] = f"window.__sitegenSearch.shard({n},{_dumps(terms)});\n"
     from_label = [[name, label_url(name)] for name in labels]
-    meta = {"docs": docs, "fields": {"title": TITLE, "heading": HEADING, "label": LABEL, "summary": SUMMARY, "body": BODY},
+    # One list per property rather than one record per page: the leak audit reads a file as one stream
+    # of words, and a page's URL right after another page's text would make word sequences that no page
+    # has (a link's text followed by its path is one of the things the audit looks for).
+    meta = {"pages": pages, "fields": {"title": TITLE, "heading": HEADING, "label": LABEL, "summary": SUMMARY, "body": BODY},
             "labels": from_label, "shards": table, "tiers": list(tiers)}
     out["docs.js"] = f"window.__sitegenSearch.docs({_dumps(meta)});\n"
     digest = hashlib.sha256()
     for name in sorted(out):
         digest.update(name.encode() + b"\0" + out[name].encode() + b"\0")
-    return SearchIndex(out, digest.hexdigest()[:12], len(index), sum(len(p) for p in index.values()))
+    return SearchIndex(out, digest.hexdigest()[:12], len(encoded))
 
 
 # ---- Writing it into a bundle --------------------------------------------------------------------

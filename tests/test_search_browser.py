@@ -17,12 +17,14 @@ import functools
 import http.server
 import os
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from helpers import build_ok
+from helpers import page as page_text
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("SITEGEN_CHROMIUM", "/usr/bin/chromium")
@@ -102,12 +104,9 @@ def page(browser):
 
 # ---- helpers ---------------------------------------------------------------------------------------
 def results(tab) -> list[dict]:
-    """Wait until the search page has answered, then read the result list."""
-    tab.wait_for_function("""() => {
-        const status = document.getElementById('search-status').textContent;
-        const form = document.getElementById('search-page');
-        return status !== '' && status !== form.getAttribute('data-msg-loading');
-    }""")
+    """Wait until the search page has answered what is in its box, then read the result list."""
+    tab.wait_for_function("""() => document.getElementById('search-results').getAttribute('data-query')
+                                   === document.getElementById('search-input').value""")
     return tab.eval_on_selector_all(".search-result", """items => items.map(item => ({
         title: item.querySelector('.search-title a').textContent,
         href: item.querySelector('.search-title a').getAttribute('href'),
@@ -259,3 +258,29 @@ def test_search_works_from_file_urls(page, demo):
     restricted = (demo / "restricted").as_uri() + "/"
     page.goto(restricted + "search/index.html?q=intermediate")
     assert titles(page) == ["Frequently asked questions"]
+
+
+# ---- ranking ---------------------------------------------------------------------------------------
+def test_ranking_is_title_then_headings_then_labels_then_body_then_recency(page, site_factory):
+    site = site_factory({
+        "content/_index.md": page_text("Home", "public", "Welcome."),
+        "content/a-body-old.md": page_text("Crossing guide", "public", "Watch for a zebra here."),
+        "content/b-label.md": page_text("Road signs", "public", "Signs and markings.", labels="[zebra]"),
+        "content/c-heading.md": page_text("Road works", "public", "Intro.\n\n## Zebra crossings\n\nText."),
+        "content/d-title.md": page_text("Zebra care", "public", "About the animal."),
+    })
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(site), "GIT_AUTHOR_NAME": "Ann",
+           "GIT_AUTHOR_EMAIL": "ann@example.org", "GIT_COMMITTER_NAME": "Ann", "GIT_COMMITTER_EMAIL": "ann@example.org"}
+
+    def commit(message: str, when: str) -> None:
+        dated = {**env, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when}
+        subprocess.run(["git", "add", "-A"], cwd=site, env=dated, check=True)
+        subprocess.run(["git", "commit", "-q", "-m", message], cwd=site, env=dated, check=True)
+
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=site, env=env, check=True)
+    commit("First pages", "2026-01-05T10:00:00+00:00")
+    (site / "content" / "z-body-new.md").write_text(page_text("Pedestrians", "public", "A zebra is safer."), encoding="utf-8")
+    commit("A newer page", "2026-02-01T10:00:00+00:00")
+    build_ok(site)
+    page.goto((site / "build" / "public").as_uri() + "/search/index.html?q=zebra")
+    assert titles(page) == ["Zebra care", "Road works", "Road signs", "Pedestrians", "Crossing guide"]

@@ -7,16 +7,19 @@ docs.js for the pages and the shard table, then the shard that the table names f
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import subprocess
 from pathlib import Path
 
 from helpers import build_ok, page, read_tree
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipo_sitegen.search import (BODY, HEADING, LABEL, SUMMARY, TITLE, Entry, body_blocks, build_index, decode_numbers,
-                                decode_postings, encode_numbers, excerpt, fold, shard_name, shard_of, stream, tokenize)
+from ipo_sitegen.search import (BODY, HEADING, LABEL, SUMMARY, TITLE, Entry, Posting, body_blocks, build_index,
+                                decode_numbers, decode_postings, encode_numbers, encode_postings, excerpt, fold, shard_name,
+                                shard_of, stream, tokenize)
 
 
 def _payload(script: str) -> list:
@@ -32,10 +35,14 @@ class Index:
     def __init__(self, files: dict[str, str]) -> None:
         self.files = files
         self.meta = _payload(files["docs.js"])[0]
-        self.docs = self.meta["docs"]
+        self.pages = self.meta["pages"]  # property -> one value per page
 
     def urls(self) -> list[str]:
-        return [d[0] for d in self.docs]
+        return self.pages["url"]
+
+    def page(self, url: str) -> dict:
+        n = self.urls().index(url)
+        return {key: values[n] for key, values in self.pages.items()}
 
     def raw(self, term: str) -> str | None:
         number = shard_of(term, [tuple(row) for row in self.meta["shards"]])
@@ -49,7 +56,7 @@ class Index:
         raw = self.raw(term)
         if raw is None:
             return {}
-        return {self.docs[doc][0]: (p.mask, p.positions) for doc, p in decode_postings(raw).items()}
+        return {self.urls()[doc]: (p.mask, p.positions) for doc, p in decode_postings(raw).items()}
 
     def all_terms(self) -> dict[str, str]:
         terms: dict[str, str] = {}
@@ -102,6 +109,12 @@ def test_body_text_keeps_words_and_drops_decoration():
         (False, "Field"), (False, "Example"), (False, "Name"), (False, "Ana"), (False, "ipoctl status")]
 
 
+def test_body_text_survives_raw_html_written_by_authors():
+    html = ("<!-- a <p>comment</p> --><div title='a > b' class=\"\">Tom &amp; Jerry &lt;3</div>"
+            "<P>Line<br />break<img src=x.png alt='picture'></P><span class=lock>🔒</span><p>End</p></p>")
+    assert [b.text for b in body_blocks(html)] == ["Tom & Jerry <3", "Line", "break", "End"]
+
+
 def test_excerpt_is_running_text_cut_at_a_word():
     blocks = body_blocks(BODY_HTML)
     assert excerpt(blocks, 1000) == ("Intro text with a footnote here. The approval chain · See the vault now. "
@@ -113,13 +126,21 @@ def test_excerpt_is_running_text_cut_at_a_word():
 # ---- positions -------------------------------------------------------------------------------------
 def test_stream_gives_fields_and_leaves_a_gap_between_fields_and_blocks():
     entry = _entry("a/", "Key pair", summary="How to make one", labels=("security",))
-    terms = stream(entry, body_blocks("<h2>Key steps</h2><p>Make the key pair.</p>"))
-    assert terms == [
-        ("key", 0, TITLE), ("pair", 1, TITLE),
-        ("how", 3, SUMMARY), ("to", 4, SUMMARY), ("make", 5, SUMMARY), ("one", 6, SUMMARY),
-        ("security", 8, LABEL),
-        ("key", 10, HEADING), ("steps", 11, HEADING),
-        ("make", 13, BODY), ("the", 14, BODY), ("key", 15, BODY), ("pair", 16, BODY)]
+    assert stream(entry, body_blocks("<h2>Key steps</h2><p>Make the key pair.</p>")) == [
+        (TITLE, 0, ["key", "pair"]),
+        (SUMMARY, 3, ["how", "to", "make", "one"]),
+        (LABEL, 8, ["security"]),
+        (HEADING, 10, ["key", "steps"]),
+        (BODY, 13, ["make", "the", "key", "pair"])]
+
+
+def test_a_term_knows_every_field_it_occurs_in():
+    entry = _entry("a/", "Key pair", "<p>body only, then</p><h2>body heading</h2><p>heading body</p>", summary="key")
+    index = Index(build_index([entry]).files)
+    assert index.postings("key")["a/"] == (TITLE | SUMMARY, [0, 3])
+    assert index.postings("body")["a/"] == (BODY | HEADING, [5, 9, 13])
+    assert index.postings("heading")["a/"] == (HEADING | BODY, [10, 12])
+    assert index.postings("only")["a/"] == (BODY, [6])
 
 
 def test_phrase_positions_are_consecutive_only_inside_one_block():
@@ -135,6 +156,14 @@ def test_phrase_positions_are_consecutive_only_inside_one_block():
     assert approval["a/"][0] == HEADING | BODY and chain["a/"][0] == HEADING
     assert phrase_at("b/") == []  # the words are in another order, or in two blocks
     assert index.postings("approval")["b/"][1] == [5, 9]  # "Other" 0, gap, "the chain of approval" 2-5, gap, "chain" 7, gap
+
+
+def test_postings_code_is_compact_for_the_common_case():
+    # One position in the body only: the header (page delta * 4) and the position, nothing else.
+    assert encode_postings({0: Posting(BODY, [5])}) == encode_numbers([0, 5])
+    assert encode_postings({3: Posting(BODY, [7]), 10: Posting(TITLE | BODY, [0, 9])}) == encode_numbers(
+        [3 * 4, 7, 7 * 4 + 2 + 1, TITLE | BODY, 2, 0, 9])
+    assert len(encode_numbers([1663])) == 2 and len(encode_numbers([1664])) == 3
 
 
 def test_postings_round_trip_and_never_spell_a_word():
@@ -219,7 +248,9 @@ def test_docs_hold_what_a_result_shows():
     entries[0].source = "a/_index.md"
     index = Index(build_index(entries, tiers=["public", "registered"]).files)
     assert index.meta["labels"] == [["Alpha", "labels/alpha/"], ["zeta", "labels/zeta/"]]
-    assert index.docs[1] == ["a/b/", "Child", 0, [1, 0], 1, 1700000000, "A summary", "Body words"]
+    assert index.page("a/b/") == {"url": "a/b/", "title": "Child", "parent": 0, "labels": [1, 0], "tier": 1,
+                                  "date": 1700000000, "summary": "A summary", "text": "Body words"}
+    assert index.page("a/")["parent"] == -1
     assert index.meta["tiers"] == ["public", "registered"]
 
 
@@ -279,8 +310,8 @@ def test_every_bundle_gets_a_search_page_and_a_search_box(site_factory):
         sitemap = (folder / "sitemap.xml").read_text(encoding="utf-8")
         assert "search/" not in sitemap
     guides = _bundle_index(site / "build" / "public")
-    setup_row = next(d for d in guides.docs if d[0] == "guide/setup/")
-    assert guides.docs[setup_row[2]][1] == "Guides"  # its section, for the result's section path
+    parent = guides.page("guide/setup/")["parent"]
+    assert guides.pages["title"][parent] == "Guides"  # its section, for the result's section path
 
 
 def test_search_files_are_byte_identical_across_builds(site_factory, tmp_path):
@@ -290,3 +321,25 @@ def test_search_files_are_byte_identical_across_builds(site_factory, tmp_path):
     build_ok(site)
     second = {k: v for k, v in read_tree(site / "build").items() if "search" in k}
     assert first == second and len(first) >= 3 * 4
+
+
+def test_pages_carry_the_date_of_their_last_change_for_recency(site_factory):
+    site = site_factory({"content/_index.md": page("Home", "public", "Welcome."),
+                         "content/old.md": page("Old", "public", "Common words.")})
+
+    def git(*args: str, when: str = "2026-01-05T10:00:00+00:00") -> None:
+        env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(site), "GIT_AUTHOR_NAME": "Ann",
+               "GIT_AUTHOR_EMAIL": "ann@example.org", "GIT_COMMITTER_NAME": "Ann", "GIT_COMMITTER_EMAIL": "ann@example.org",
+               "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when}
+        subprocess.run(["git", *args], cwd=site, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "First pages")
+    (site / "content" / "new.md").write_text(page("New", "public", "Common words."), encoding="utf-8")
+    git("add", "-A")
+    git("commit", "-q", "-m", "A newer page", when="2026-02-01T08:30:00+00:00")
+    build_ok(site)
+    index = _bundle_index(site / "build" / "public")
+    assert index.page("old/")["date"] == 1767607200  # 2026-01-05T10:00:00Z
+    assert index.page("new/")["date"] == 1769934600  # 2026-02-01T08:30:00Z

@@ -43,7 +43,7 @@
   var MARKS = /[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]/g;
   var LETTERS = { "ß": "ss", "ø": "o", "đ": "d", "ł": "l", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ı": "i", "ς": "σ" };
   var SPECIAL = /[ßøđłæœþðıς]/g;
-  var TOKEN = /[\p{L}\p{N}]+/gu; // a token: letters and digits
+  var TOKEN = /[\p{L}\p{N}]+/gu; // a token: letters and digits (Unicode classes: any browser since 2020)
   var WORD = /[\p{L}\p{N}\p{M}]+/gu; // a word of unfolded text, accents included (for highlighting)
 
   function fold(text) {
@@ -56,17 +56,18 @@
   }
 
   // ---- Loading the index ---------------------------------------------------------------------
-  var index = null; // what docs.js registers: {docs, labels, shards, fields, tiers}
-  var docs = []; // index.docs as objects
+  var index = null; // what docs.js registers: {pages, labels, shards, fields, tiers}
+  var docs = []; // one object per page
   var shards = {}; // shard number -> {term: postings}
   var loading = {}; // file name -> Promise
 
   window.__sitegenSearch = {
     docs: function (data) {
+      var pages = data.pages; // one list per property (url, title, …), in page order
       index = data;
-      docs = data.docs.map(function (row, n) {
-        return { n: n, url: row[0], title: row[1], parent: row[2], labels: row[3], tier: row[4], date: row[5],
-                 summary: row[6], text: row[7], titleLength: -1 };
+      docs = pages.url.map(function (url, n) {
+        return { n: n, url: url, title: pages.title[n], parent: pages.parent[n], labels: pages.labels[n],
+                 tier: pages.tier[n], date: pages.date[n], summary: pages.summary[n], text: pages.text[n], titleLength: -1 };
       });
     },
     shard: function (number, terms) { shards[number] = terms; }
@@ -104,20 +105,20 @@
       .map(function (row) { return row[1]; });
   }
 
-  // ---- Postings: decoding the compact strings of search.py (encode_postings) -----------------
-  // Integers in base 32, most significant digit first; the last digit of each integer is from LAST,
-  // the others from MORE. Per page: page number minus the previous one, field mask, number of
-  // positions, then each position minus the previous one.
+  // ---- Postings: decoding the compact strings of search.py (see its comment on _LAST) ---------
+  // Each integer: letters (base 52) then one digit or punctuation character (base 32). Per page:
+  // header = (page - previous page) * 4 + 2 if a field mask follows + 1 if a count follows; the mask
+  // (else BODY); the count (else 1); the first position, then each minus the one before.
   var LAST = "0123456789!#$%()*+-.:;=?@[]^{|}~";
-  var MORE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef";
-  var DIGIT = new Int8Array(128).fill(-1);
-  for (var d = 0; d < 32; d++) { DIGIT[LAST.charCodeAt(d)] = d; DIGIT[MORE.charCodeAt(d)] = 32 + d; }
+  var MORE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  var DIGIT = new Int16Array(128).fill(-1); // character code -> value; letters are 100 + value
+  for (var d = 0; d < 52; d++) { if (d < 32) DIGIT[LAST.charCodeAt(d)] = d; DIGIT[MORE.charCodeAt(d)] = 100 + d; }
 
   function numbers(text) {
     var out = [], value = 0;
     for (var i = 0; i < text.length; i++) {
       var digit = DIGIT[text.charCodeAt(i)];
-      if (digit >= 32) { value = value * 32 + digit - 32; } else { out.push(value * 32 + digit); value = 0; }
+      if (digit >= 100) { value = value * 52 + digit - 100; } else { out.push(value * 32 + digit); value = 0; }
     }
     return out;
   }
@@ -130,11 +131,13 @@
     var text = shard && Object.prototype.hasOwnProperty.call(shard, term) ? shard[term] : "";
     var values = numbers(text), out = new Map(), i = 0, doc = 0;
     while (i < values.length) {
-      doc += values[i];
-      var mask = values[i + 1], count = values[i + 2], positions = new Array(count), position = 0;
-      for (var k = 0; k < count; k++) { position += values[i + 3 + k]; positions[k] = position; }
+      var header = values[i++];
+      doc += Math.floor(header / 4);
+      var mask = header & 2 ? values[i++] : index.fields.body;
+      var count = header & 1 ? values[i++] : 1;
+      var positions = new Array(count), position = 0;
+      for (var k = 0; k < count; k++) { position += values[i++]; positions[k] = position; }
       out.set(doc, { mask: mask, positions: positions });
-      i += 3 + count;
     }
     decoded.set(term, out);
     return out;
@@ -438,6 +441,7 @@
   function show(query, clauses, results) {
     list.textContent = "";
     hints.textContent = "";
+    list.setAttribute("data-query", query); // which query the list answers (for tests and tools)
     showing = { results: results, isHit: highlighter(clauses), count: 0 };
     if (!clauses.some(function (c) { return !c.negated; })) {
       statusLine.textContent = message("negative-only");
@@ -469,6 +473,7 @@
     var clauses = parse(query);
     if (!clauses.length) {
       list.textContent = ""; hints.textContent = ""; statusLine.textContent = ""; more.hidden = true;
+      list.setAttribute("data-query", query);
       return Promise.resolve();
     }
     return load("docs.js").then(function () {
