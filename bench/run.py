@@ -166,7 +166,7 @@ def main() -> None:
 
     base = rows["naive baseline, 2 processes, 1 bundle (s)"]
     print(f"\nipo-sitegen benchmark: {args.pages} pages, {args.commits} commits, {os.cpu_count()} cores\n")
-    print(f"| measure | value | ratio to naive 2-process |\n|---|---:|---:|")
+    print("| measure | value | ratio to naive 2-process |\n|---|---:|---:|")
     for name, value in rows.items():
         ratio = f"{value / base:.2f}×" if name.endswith("(s)") else ""
         print(f"| {name} | {value:.2f} | {ratio} |")

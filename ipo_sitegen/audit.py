@@ -156,18 +156,24 @@ def visible_words(markdown_text: str) -> str:
     return text + ("\n\n" + "\n\n".join(alts) if alts else "")
 
 
+def _paragraphs(markdown_text: str) -> list[str]:
+    """Shingles are taken within a paragraph: text that only runs on from one paragraph into the
+    next (as in a search snippet that joins blocks) is no sentence of the page."""
+    return [p for p in re.split(r"\n\s*\n", visible_words(markdown_text)) if p.strip()]
+
+
 def _link_targets(text: str) -> Iterable[str]:
     for match in _LINK.finditer(text):
         yield match.group(1) or match.group(2)
 
 
 def _theme_text() -> str:
-    """The built-in theme's own words ("On this page", "Labels"…) are never a leak.
+    """The built-in theme's own words ("On this page", "Labels", its scripts…) are never a leak.
 
     A site's template overrides are not counted: a title typed into an override is a leak.
     """
-    folder = Path(__file__).parent / "theme" / "templates"
-    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*")) if p.is_file())
+    theme = Path(__file__).parent / "theme"
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(theme.glob("*/*")) if p.is_file())
 
 
 def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, history: History | None = None) -> Fingerprints:
@@ -194,7 +200,8 @@ def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, his
                 prints.add(page.slug, origin, "slug")
             for heading in _HEADING.findall(full):
                 prints.add(heading, origin, "heading")
-            prints.add(visible_words(full), origin, "text", whole=False)
+            for paragraph in _paragraphs(full):
+                prints.add(paragraph, origin, "text", whole=False)
             for label in page.labels:
                 prints.add(label, origin, "label")
         elif gate.visible(page, bundle):
@@ -202,7 +209,8 @@ def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, his
                 where = f"{origin}:{block.line} ({config.tiers[block.rank]} block)"
                 for heading in _HEADING.findall(block.text):
                     prints.add(heading, where, "heading")
-                prints.add(visible_words(block.text), where, "text")
+                for paragraph in _paragraphs(block.text):
+                    prints.add(paragraph, where, "text")
     if history is not None:
         for sha, subject in history.hidden_messages(bundle):
             prints.add(subject, f"commit {sha}", "commit message")

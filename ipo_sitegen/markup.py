@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
@@ -143,6 +144,7 @@ _worker: Renderer | None = None
 
 def _init_worker(index: LinkIndex) -> None:
     global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle, once
     _worker = Renderer(index)
 
 

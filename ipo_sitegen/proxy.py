@@ -267,7 +267,7 @@ def nginx_config(options: NginxOptions) -> str:
     add(f"        return 301 {prefix};")
     add("    }")
     add("")
-    add(f"    # The restricted bundle. `^~` stops nginx from trying regular-expression locations, so no")
+    add("    # The restricted bundle. `^~` stops nginx from trying regular-expression locations, so no")
     add(f"    # other location can ever answer for a URI under {prefix}. Both the location and the alias end")
     add("    # with a slash: without it, /restricted../ would reach the folder next to the bundle.")
     add(f"    location ^~ {prefix} {{")

@@ -9,6 +9,7 @@ bundle does not hold, because it is never given it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def make_environment(config: Config) -> Environment:
     return env
 
 
+@lru_cache(maxsize=4096)
 def label_url(label: str) -> str:
     return f"labels/{slugify(label)}/"
 

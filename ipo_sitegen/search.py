@@ -251,28 +251,39 @@ class PostingsWriter:
         self.terms: dict[str, tuple[list[int], list[str]]] = {}  # term -> ([last page added], encoded parts)
 
     def add(self, term: str, doc: int, mask: int, positions: list[int]) -> None:
+        self.add_encoded(term, doc, *encode_occurrences(mask, positions))
+
+    def add_encoded(self, term: str, doc: int, flags: int, tail: str) -> None:
+        """Append a page's occurrences of `term`, already encoded but for the page-number delta."""
         entry = self.terms.get(term)
         if entry is None:
             entry = self.terms[term] = ([0], [])
         delta = doc - entry[0][0]
         entry[0][0] = doc
-        if mask == BODY and len(positions) == 1:  # by far the most common case: header and position
-            entry[1].append(_number(delta * 4) + _number(positions[0]))
-            return
-        chunk = [_number(delta * 4 + (2 if mask != BODY else 0) + (1 if len(positions) > 1 else 0))]
-        if mask != BODY:
-            chunk.append(_number(mask))
-        if len(positions) > 1:
-            chunk.append(_number(len(positions)))
-        last = 0
-        for position in positions:
-            chunk.append(_number(position - last))
-            last = position
-        entry[1].append("".join(chunk))
+        entry[1].append(_number(delta * 4 + flags) + tail)
+
+
 
     def encoded(self) -> dict[str, str]:
         return {term: "".join(parts) for term, (_, parts) in self.terms.items()}
 
+
+
+def encode_occurrences(mask: int, positions: list[int]) -> tuple[int, str]:
+    """(header flags, encoded rest) of one term in one page: the part that does not depend on
+    which pages came before, so it can be computed once per page and shared between bundles."""
+    if mask == BODY and len(positions) == 1:  # by far the most common case: header and position
+        return 0, _number(positions[0])
+    chunk = []
+    if mask != BODY:
+        chunk.append(_number(mask))
+    if len(positions) > 1:
+        chunk.append(_number(len(positions)))
+    last = 0
+    for position in positions:
+        chunk.append(_number(position - last))
+        last = position
+    return (2 if mask != BODY else 0) + (1 if len(positions) > 1 else 0), "".join(chunk)
 
 def encode_postings(postings: Mapping[int, Posting], term: str = "") -> str:
     writer = PostingsWriter()
@@ -368,6 +379,38 @@ class SearchIndex:
     terms: int
 
 
+_ANALYSED: dict[str, tuple[list[tuple[str, int, str]], str]] = {}
+
+
+def analyse(entry: Entry, snippet_chars: int) -> tuple[list[tuple[str, int, str]], str]:
+    """A page's encoded term occurrences and snippet text, memoised by content: the same page in
+    several bundles (and unchanged pages under `serve`) is analysed once."""
+    key = hashlib.sha1(repr((entry.title, entry.summary, entry.labels, entry.html, snippet_chars)).encode()).hexdigest()
+    found = _ANALYSED.get(key)
+    if found is not None:
+        return found
+    blocks = body_blocks(entry.html)
+    positions: dict[str, list[int]] = {}
+    masks: dict[str, int] = {}  # terms seen outside the body, with every field they are in
+    for where, start, words in stream(entry, blocks):
+        for position, word in enumerate(words, start):
+            seen = positions.get(word)
+            if seen is None:
+                positions[word] = [position]
+            else:
+                seen.append(position)
+            if where != BODY:  # earlier positions not in `masks` were all in the body
+                masks[word] = masks.get(word, 0 if seen is None else BODY) | where
+            elif word in masks:
+                masks[word] |= BODY
+    found = ([(term, *encode_occurrences(masks.get(term, BODY), spots)) for term, spots in positions.items()],
+             excerpt(blocks, snippet_chars))
+    if len(_ANALYSED) > 50_000:
+        _ANALYSED.clear()
+    _ANALYSED[key] = found
+    return found
+
+
 def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: int = SHARD_BYTES,
                 snippet_chars: int = SNIPPET_CHARS) -> SearchIndex:
     """The search files for one bundle's pages. Same entries, same bytes."""
@@ -382,26 +425,13 @@ def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: in
     gc.disable()  # millions of small lists that live until the end: collecting them is wasted time
     try:
         for doc, entry in enumerate(entries):
-            blocks = body_blocks(entry.html)
-            positions: dict[str, list[int]] = {}
-            masks: dict[str, int] = {}  # terms seen outside the body, with every field they are in
-            for where, start, words in stream(entry, blocks):
-                for position, word in enumerate(words, start):
-                    found = positions.get(word)
-                    if found is None:
-                        positions[word] = [position]
-                    else:
-                        found.append(position)
-                    if where != BODY:  # earlier positions not in `masks` were all in the body
-                        masks[word] = masks.get(word, 0 if found is None else BODY) | where
-                    elif word in masks:
-                        masks[word] |= BODY
-            for term, found in positions.items():
-                postings.add(term, doc, masks.get(term, BODY), found)
+            occurrences, text = analyse(entry, snippet_chars)
+            for term, flags, tail in occurrences:
+                postings.add_encoded(term, doc, flags, tail)
             for key, value in (("url", entry.url), ("title", entry.title), ("tier", entry.tier), ("date", entry.date),
                                ("parent", number.get(entry.parent, -1) if entry.parent else -1),
                                ("labels", [label_number[name] for name in entry.labels]),
-                               ("summary", entry.summary), ("text", excerpt(blocks, snippet_chars))):
+                               ("summary", entry.summary), ("text", text)):
                 pages[key].append(value)
         encoded = postings.encoded()
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -252,3 +253,16 @@ Staff pages: [roster](../staff/roster.md).
     "content/staff/roster.md": page("Roster", body="![Rack](rack.png)\n\nBack to the [portal](../members/portal.md#login).", labels="[staff-only]"),
     "content/staff/rack.png": PNG_INTERNAL,
 }
+
+
+def copy_demo_site(target_parent: Path) -> Path:
+    """A copy of this repository's demo site (content/, sitegen.toml, templates/, static/)."""
+    repo = Path(__file__).resolve().parent.parent
+    site = target_parent / "site"
+    site.mkdir()
+    shutil.copytree(repo / "content", site / "content")
+    shutil.copy(repo / "sitegen.toml", site / "sitegen.toml")
+    for optional in ("templates", "static"):
+        if (repo / optional).is_dir():
+            shutil.copytree(repo / optional, site / optional)
+    return site

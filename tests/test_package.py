@@ -17,7 +17,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from helpers import MEDIUM_SITE, build_ok, run
+from helpers import MEDIUM_SITE, build_ok, copy_demo_site, run
 
 from ipo_sitegen.package import SUMS_NAME, archive_bytes
 
@@ -27,13 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     """The demo site (this repository's content/) built once into a temporary site folder."""
-    site = tmp_path_factory.mktemp("demo") / "site"
-    site.mkdir()
-    shutil.copytree(REPO / "content", site / "content")
-    shutil.copy(REPO / "sitegen.toml", site / "sitegen.toml")
-    for optional in ("templates", "static"):
-        if (REPO / optional).is_dir():
-            shutil.copytree(REPO / optional, site / optional)
+    site = copy_demo_site(tmp_path_factory.mktemp("demo"))
     build_ok(site)
     return site
 

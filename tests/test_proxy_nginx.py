@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from helpers import build_ok, run
+from helpers import build_ok, copy_demo_site, run
 
 from ipo_sitegen.proxy import DEFAULT_CSP, NginxOptions, ProxyError, checked, nginx_config
 
@@ -181,13 +181,7 @@ def basic(user: str, password: str) -> str:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     """The demo site (this repository's content/) built into a temporary folder; returns build/."""
-    site = tmp_path_factory.mktemp("demo") / "site"
-    site.mkdir()
-    shutil.copytree(REPO / "content", site / "content")
-    shutil.copy(REPO / "sitegen.toml", site / "sitegen.toml")
-    for optional in ("templates", "static"):
-        if (REPO / optional).is_dir():
-            shutil.copytree(REPO / optional, site / optional)
+    site = copy_demo_site(tmp_path_factory.mktemp("demo"))
     build_ok(site)
     return site / "build"
 

@@ -16,57 +16,20 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from helpers import build_ok
+from helpers import build_ok, copy_demo_site
 from helpers import page as page_text
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("SITEGEN_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
-
-
-def _browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed: python3 -m pip install -e '.[test]'"
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        return f"Chromium is not installed at {CHROMIUM}: apt-get install chromium (or set SITEGEN_CHROMIUM)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    missing = _browser_missing()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests cannot run in CI: {missing}")
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     """The demo site built into a temporary folder; returns its build/ folder."""
-    site = tmp_path_factory.mktemp("demo") / "site"
-    site.mkdir()
-    shutil.copytree(REPO / "content", site / "content")
-    shutil.copy(REPO / "sitegen.toml", site / "sitegen.toml")
-    for optional in ("templates", "static"):
-        if (REPO / optional).is_dir():
-            shutil.copytree(REPO / optional, site / optional)
+    site = copy_demo_site(tmp_path_factory.mktemp("demo"))
     build_ok(site)
     return site / "build"
 
