@@ -335,10 +335,18 @@ def _json_strings(value: object) -> Iterator[str]:
 
 def scan_bundle(folder: Path, bundle: Bundle, prints: Fingerprints) -> list[Leak]:
     """Every leak in the files of a built bundle, one per (file, origin, kind)."""
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return scan_files(folder, names, bundle, prints)
+
+
+def scan_files(folder: Path, names: list[str], bundle: Bundle, prints: Fingerprints) -> list[Leak]:
+    """Every leak in the named files of a bundle (all of them after a build, the rewritten ones under serve)."""
     leaks: dict[tuple[str, str, str], Leak] = {}
     seen: dict[str, list[tuple[str, str, str]]] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        name = path.relative_to(folder).as_posix()
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            continue
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if digest in prints.hashes:

@@ -13,6 +13,7 @@ import time
 import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -196,71 +197,118 @@ def _resolver(result: Plan, bundle: Bundle) -> links.Resolver:
     return resolve
 
 
-def _assets(writer: BundleWriter, config: Config) -> dict[str, str]:
-    """Theme CSS (with the code-highlighting styles) and JS, fingerprinted for long caching."""
-    static = theme_static_dir()
+@lru_cache(maxsize=8)
+def _asset_texts(static: Path, css_extra: str) -> dict[str, str]:
     files = {
-        "css": ("style", "css", (static / "style.css").read_text(encoding="utf-8") + "\n/* Code highlighting (Pygments) */\n" + pygments_css() + "\n"),
+        "css": ("style", "css", (static / "style.css").read_text(encoding="utf-8") + "\n/* Code highlighting (Pygments) */\n" + css_extra + "\n"),
         "js": ("site", "js", (static / "site.js").read_text(encoding="utf-8")),
     }
-    paths = {}
-    for name, (stem, ext, text) in files.items():
-        digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-        paths[name] = f"assets/{stem}.{digest}.{ext}"
-        writer.write(paths[name], text)
-    return paths
+    return {name: (f"assets/{stem}.{hashlib.sha256(text.encode()).hexdigest()[:10]}.{ext}", text) for name, (stem, ext, text) in files.items()}
 
 
-def write_bundle(result: Plan, bundle: Bundle, writer: BundleWriter) -> int:
-    """Write every file of one bundle; return the number of pages."""
-    config, site, gate = result.config, result.site, result.gate
-    pages = gate.pages_for(bundle)
-    for path in static_files(config):
-        writer.copy(path.relative_to(config.static_dir).as_posix(), path)
-    theme = ThemeRenderer(make_environment(config), config, bundle, Navigation(pages), _assets(writer, config))
-    resolve = _resolver(result, bundle)
-    views = ChangeViews(config, bundle, result.history.changes_for(bundle) if result.history else {})
-    labels: dict[str, list[Page]] = defaultdict(list)
-    bodies: dict[str, str] = {}  # source -> the body as this bundle shows it, for the search index
-    for page in pages:
-        body = result.rendered[(page.source, bundle.name)]
-        html = bodies[page.source] = links.finalize(body.html, page.url, resolve)
+def asset_texts(config: Config) -> dict[str, str]:
+    """Theme CSS (with the code-highlighting styles) and JS, fingerprinted for long caching: path -> text."""
+    return dict(_asset_texts(theme_static_dir(), pygments_css()).values())
+
+
+def asset_files(config: Config) -> dict[str, str]:
+    """The theme's names for its assets ("css", "js") -> their fingerprinted paths."""
+    return {name: path for name, (path, _) in _asset_texts(theme_static_dir(), pygments_css()).items()}
+
+
+class BundleOutput:
+    """Writes the files of one bundle, all of them or (for `sitegen serve`) only those a change affects."""
+
+    def __init__(self, result: Plan, bundle: Bundle, writer: BundleWriter) -> None:
+        config = result.config
+        self.result, self.bundle, self.writer, self.config = result, bundle, writer, config
+        self.pages = result.gate.pages_for(bundle)
+        self.theme = ThemeRenderer(make_environment(config), config, bundle, Navigation(self.pages), asset_files(config))
+        self.resolve = _resolver(result, bundle)
+        self.views = ChangeViews(config, bundle, result.history.changes_for(bundle) if result.history else {})
+        self._bodies: dict[str, str] = {}
+
+    def body(self, page: Page) -> str:
+        """The page's body as this bundle shows it (links finalised): for the page and for search."""
+        if page.source not in self._bodies:
+            rendered = self.result.rendered[(page.source, self.bundle.name)]
+            self._bodies[page.source] = links.finalize(rendered.html, page.url, self.resolve)
+        return self._bodies[page.source]
+
+    def page(self, page: Page) -> None:
+        views, config = self.views, self.config
         extra = {"updated": views.updated(page.source, page.url)}
         if page.is_home:
             extra.update(recent=views.recent(page.url, config.history.recent),
                          recent_all=links.relative_url(page.url, "recent/"), feed=links.relative_url(page.url, "feed.xml"))
-        writer.write(page.url + "index.html", theme.page(page, html, body.toc, extra))
-        for label in page.labels:
-            labels[label].append(page)
-    write_history(theme, views, writer)
-    writer.write("labels/index.html", theme.labels_index(labels))
-    for label, tagged in sorted(labels.items()):
-        writer.write(label_url(label) + "index.html", theme.label(label, tagged))
-    for source in sorted(result.attachments[bundle.name]):
-        attachment = site.attachments[source]
-        writer.copy(attachment.url, config.content_dir / source)
-    write_search(writer, theme, pages, bodies, {s: items[-1].commit.time for s, items in views.changes.items() if items})
-    writer.write("404.html", theme.not_found())
-    writer.write("sitemap.xml", theme.sitemap(pages))
-    writer.write("robots.txt", theme.robots())
-    return len(pages)
+        toc = self.result.rendered[(page.source, self.bundle.name)].toc
+        self.writer.write(page.url + "index.html", self.theme.page(page, self.body(page), toc, extra))
 
+    def labels(self, only: set[str] | None = None) -> None:
+        """The label index and each label's page (with `only`: those labels; gone ones are removed)."""
+        tagged: dict[str, list[Page]] = defaultdict(list)
+        for page in self.pages:
+            for label in page.labels:
+                tagged[label].append(page)
+        self.writer.write("labels/index.html", self.theme.labels_index(tagged))
+        for label in sorted(tagged if only is None else only):
+            if label in tagged:
+                self.writer.write(label_url(label) + "index.html", self.theme.label(label, tagged[label]))
+            else:
+                self.writer.remove(label_url(label) + "index.html")
 
-def write_history(theme: ThemeRenderer, views: ChangeViews, writer: BundleWriter) -> None:
-    """recent/, feed.xml, and for every visible page its history and one page per change."""
-    writer.write("recent/index.html", theme.render("recent.html", "recent/", "Recently updated",
-                                                   days=views.recent_by_day("recent/"), feed="../feed.xml"))
-    writer.write("feed.xml", theme.render("feed.xml", "", "feed", feed=views.feed()))
-    for source, changes in sorted(views.changes.items()):
-        page = changes[-1].page
-        here = history_url(page.url)
-        writer.write(here + "index.html", theme.render("history.html", here, f"History of {page.title}", page_title=page.title,
-                                                       page_href=links.relative_url(here, page.url), items=views.page_history(source, here)))
-        for change in changes:
-            here = change_url(change)
+    def history(self, only: set[str] | None = None) -> None:
+        """recent/, feed.xml, and each page's history and change pages (with `only`: those pages')."""
+        theme, views, writer = self.theme, self.views, self.writer
+        writer.write("recent/index.html", theme.render("recent.html", "recent/", "Recently updated",
+                                                       days=views.recent_by_day("recent/"), feed="../feed.xml"))
+        writer.write("feed.xml", theme.render("feed.xml", "", "feed", feed=views.feed()))
+        for source, changes in sorted(views.changes.items()):
+            if only is not None and source not in only:
+                continue
+            page = changes[-1].page
+            here = history_url(page.url)
             writer.write(here + "index.html", theme.render(
-                "change.html", here, f"Change to {page.title}", item=views.item(change, here), rows=views.diff(change),
-                text=change.text, history=links.relative_url(here, history_url(page.url))))
+                "history.html", here, f"History of {page.title}", page_title=page.title,
+                page_href=links.relative_url(here, page.url), items=views.page_history(source, here)))
+            for change in changes:
+                here = change_url(change)
+                writer.write(here + "index.html", theme.render(
+                    "change.html", here, f"Change to {page.title}", item=views.item(change, here), rows=views.diff(change),
+                    text=change.text, history=links.relative_url(here, history_url(page.url))))
+
+    def attachments(self) -> None:
+        for source in sorted(self.result.attachments[self.bundle.name]):
+            self.writer.copy(self.result.site.attachments[source].url, self.config.content_dir / source)
+
+    def search(self) -> None:
+        dates = {s: items[-1].commit.time for s, items in self.views.changes.items() if items}
+        write_search(self.writer, self.theme, self.pages, {p.source: self.body(p) for p in self.pages}, dates)
+
+    def lists(self) -> None:
+        self.writer.write("sitemap.xml", self.theme.sitemap(self.pages))
+
+    def everything(self) -> int:
+        """Write every file of the bundle; return the number of pages."""
+        for path in static_files(self.config):
+            self.writer.copy(path.relative_to(self.config.static_dir).as_posix(), path)
+        for path, text in asset_texts(self.config).items():
+            self.writer.write(path, text)
+        for page in self.pages:
+            self.page(page)
+        self.history()
+        self.labels()
+        self.attachments()
+        self.search()
+        self.writer.write("404.html", self.theme.not_found())
+        self.lists()
+        self.writer.write("robots.txt", self.theme.robots())
+        return len(self.pages)
+
+
+def write_bundle(result: Plan, bundle: Bundle, writer: BundleWriter) -> int:
+    """Write every file of one bundle; return the number of pages."""
+    return BundleOutput(result, bundle, writer).everything()
 
 
 def template_problem(exc: TemplateError, config: Config) -> Problem:
@@ -291,6 +339,7 @@ class BuildResult:
     pages: dict[str, int]
     seconds: float
     warnings: list
+    plan: Plan | None = None
 
 
 def build(root: Path, options: Options, reporter: Reporter | None = None) -> BuildResult:
@@ -322,4 +371,4 @@ def build(root: Path, options: Options, reporter: Reporter | None = None) -> Bui
     except BaseException:
         discard(staging)
         raise
-    return BuildResult(out, counts, time.perf_counter() - started, result.problems.warnings)
+    return BuildResult(out, counts, time.perf_counter() - started, result.problems.warnings, result)

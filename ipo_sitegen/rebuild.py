@@ -59,7 +59,7 @@ def _index_of(folder: str) -> str:
 def affected(old: dict[str, PageFacts], new: dict[str, PageFacts], changed: set[str], head_changed: bool = False) -> Work:
     """The work a rebuild must do after `changed` (paths relative to the site root)."""
     work = Work()
-    if any(p == "sitegen.toml" or p.startswith(("templates/", "static/")) for p in changed):
+    if any(p in ("sitegen.toml", "templates", "static", "content") or p.startswith(("templates/", "static/")) for p in changed):
         work.full = True
         return work
     files = {p[len("content/") :] for p in changed if p.startswith("content/") and not p.endswith(".md")}

@@ -28,9 +28,10 @@ from urllib.parse import unquote, urlsplit
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .build import Options, build
+from .build import Options
 from .config import CONFIG_NAME, load_config
 from .errors import BuildError, Problem, UsageError
+from .live import LiveBuild
 
 IGNORED_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".part", ".crdownload", ".kate-swp")
 DEBOUNCE = 0.15  # seconds of quiet before a burst of saves becomes one rebuild
@@ -79,13 +80,19 @@ class Rebuilder:
         self.state = state
         self.log = log
         self.pending: set[str] = set()
+        self.live = LiveBuild(root, options)
         self.lock = threading.Lock()
         self.timer: threading.Timer | None = None
 
-    def build_now(self) -> bool:
+    def build_now(self, paths: set[str] | None = None) -> bool:
+        """A full build, or with `paths` an incremental one (after a failed one: full again)."""
         started = time.perf_counter()
         try:
-            result = build(self.root, self.options)
+            if paths is None or self.state.problems or self.live.last is None:
+                summary = ", ".join(f"{n} ({c} pages)" for n, c in self.live.full().pages.items())
+            else:
+                work = self.live.update(paths)
+                summary = "everything" if work.full else f"{len(work.pages)} page(s) and what lists them"
         except BuildError as exc:
             self.state.problems = exc.problems
             kept = "still serving the last good build" if self.state.generation else "nothing to serve until it is fixed"
@@ -101,7 +108,7 @@ class Rebuilder:
             return False
         self.state.problems = []
         self.state.generation += 1
-        self.log(f"rebuilt in {time.perf_counter() - started:.2f} s: " + ", ".join(f"{n} ({c} pages)" for n, c in result.pages.items()))
+        self.log(f"rebuilt in {time.perf_counter() - started:.2f} s: {summary}")
         self.state.broadcast()
         return True
 
@@ -123,7 +130,7 @@ class Rebuilder:
         if paths:
             self.log("changed: " + ", ".join(_short(self.root, p) for p in paths[:5]) + (" …" if len(paths) > 5 else ""))
             with _BUILD_LOCK:
-                self.build_now()
+                self.build_now(set(paths))
 
 
 _BUILD_LOCK = threading.Lock()
@@ -321,20 +328,21 @@ def serve(root: Path, options: Options, host: str, port: int, open_browser: bool
         raise UsageError(f"unknown bundle {', '.join(unknown)}; configured bundles: {', '.join(known)}")
     names = [n for n in known if not options.bundles or n in options.bundles]
     private = options.out is None
-    out = Path(tempfile.mkdtemp(prefix="sitegen-serve-")) if private else options.out
-    options.out = out
-    state = LiveState(out, names)
-    rebuilder = Rebuilder(root, options, state, log)
-    try:
-        server = ThreadingHTTPServer((host, port), type("BoundHandler", (Handler,), {"state": state}))
-    except OSError as exc:
-        if private:
-            shutil.rmtree(out, ignore_errors=True)
-        raise OSError(f"cannot listen on {host}:{port} ({exc.strerror}); is another server running? try --port {port + 1}") from exc
-    server.daemon_threads = True
-    observer = Observer()
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    observer = Observer()
+    server: ThreadingHTTPServer | None = None
+    rebuilder: Rebuilder | None = None
+    out: Path | None = None
     try:
+        out = Path(tempfile.mkdtemp(prefix="sitegen-serve-")) if private else options.out
+        options.out = out
+        state = LiveState(out, names)
+        rebuilder = Rebuilder(root, options, state, log)
+        try:
+            server = ThreadingHTTPServer((host, port), type("BoundHandler", (Handler,), {"state": state}))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port} ({exc.strerror}); is another server running? try --port {port + 1}") from exc
+        server.daemon_threads = True
         with _BUILD_LOCK:
             rebuilder.build_now()
         handler = _Events(rebuilder, observer)
@@ -354,12 +362,14 @@ def serve(root: Path, options: Options, host: str, port: int, open_browser: bool
         if observer.is_alive():
             observer.stop()
             observer.join(timeout=5)
-        server.server_close()
-        with rebuilder.lock:
-            if rebuilder.timer is not None:
-                rebuilder.timer.cancel()
+        if server is not None:
+            server.server_close()
+        if rebuilder is not None:
+            with rebuilder.lock:
+                if rebuilder.timer is not None:
+                    rebuilder.timer.cancel()
         _BUILD_LOCK.acquire(timeout=60)  # let a rebuild in progress finish before removing its folder
-        if private:
+        if private and out is not None:
             shutil.rmtree(out, ignore_errors=True)
 
 

@@ -27,23 +27,40 @@ class BundleWriter:
     only what really changed, and the swap still replaces the bundle as a whole.
     """
 
-    def __init__(self, folder: Path, previous: Path | None = None) -> None:
+    def __init__(self, folder: Path, previous: Path | None = None, existing: dict[str, str] | None = None) -> None:
         self.folder = folder
-        self.hashes: dict[str, str] = {}
+        self.hashes: dict[str, str] = dict(existing or {})  # with `existing`: update a bundle in place
+        self.written: set[str] = set()
+        self.in_place_updates = existing is not None
         self.previous = previous if previous is not None and previous.is_dir() else None
         self.reused = 0
         folder.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def in_place(cls, folder: Path) -> "BundleWriter":
+        """Update a built bundle file by file (`sitegen serve`), keeping its manifest complete."""
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        return cls(folder, existing=manifest["files"])
+
+    def remove(self, path: str) -> None:
+        self.hashes.pop(path, None)
+        (self.folder / path).unlink(missing_ok=True)
 
     def write(self, path: str, data: str | bytes) -> None:
         clean = posixpath.normpath(path)
         if clean.startswith(("../", "/")) or clean in ("..", ".") or "\\" in clean:
             raise ValueError(f"refusing to write outside the bundle: {path!r}")
-        if clean in self.hashes:
+        if clean in self.written:
             raise ValueError(f"two outputs for the same file: {clean}")
+        self.written.add(clean)
         payload = data.encode("utf-8") if isinstance(data, str) else data
         target = self.folder / clean
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not self._reuse(clean, payload, target):
+        if self.in_place_updates:  # a server may be reading it: replace it whole
+            temporary = target.with_name(f".{target.name}.sitegen-tmp")
+            temporary.write_bytes(payload)
+            os.replace(temporary, target)
+        elif not self._reuse(clean, payload, target):
             target.write_bytes(payload)
         self.hashes[clean] = hashlib.sha256(payload).hexdigest()
 
@@ -65,6 +82,8 @@ class BundleWriter:
 
     def finish(self, bundle: str, tier: str) -> None:
         """Write manifest.json: every file of the bundle with its SHA-256, sorted."""
+        self.hashes.pop("manifest.json", None)
+        self.written.discard("manifest.json")
         manifest = {"bundle": bundle, "tier": tier, "files": dict(sorted(self.hashes.items()))}
         self.write("manifest.json", json.dumps(manifest, indent=1, sort_keys=False) + "\n")
 

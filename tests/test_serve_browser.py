@@ -28,6 +28,8 @@ def live(tmp_path):
     finally:
         server.kill()
 
+WAIT = 15_000  # milliseconds for a rebuild to reach the page
+
 
 @pytest.fixture
 def tab(browser):

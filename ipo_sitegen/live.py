@@ -1,0 +1,98 @@
+"""A build that stays in memory and updates its output in place: the engine of `sitegen serve`.
+
+`full()` builds everything (through the normal pipeline: staging, audit, swap). `update(paths)`
+plans the site again — cheaply: unchanged files are not parsed again, unchanged texts are not
+rendered again, the history is reused while HEAD stays — asks `rebuild.affected` what the change
+touches, and rewrites only those files of each bundle, then audits the files it wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .audit import fingerprints_for, scan_files
+from .build import BundleOutput, BuildResult, Options, Plan, build, plan
+from .content import Page
+from .errors import BuildError
+from .rebuild import PageFacts, Work, affected
+from .write import BundleWriter
+
+
+def facts_of(result: Plan) -> dict[str, PageFacts]:
+    """What `rebuild.affected` compares between two builds."""
+    facts: dict[str, PageFacts] = {}
+    for source, page in result.site.pages.items():
+        bodies = [(b.name, result.rendered.get((source, b.name))) for b in result.bundles]
+        targets = sorted({t for _, r in bodies if r is not None for t in (*r.pages, *r.files)})
+        facts[source] = PageFacts(page.title, page.url, page.rank, page.published, page.labels, page.weight, page.summary,
+                                  tuple(r.html for _, r in bodies if r is not None), tuple(targets))
+    return facts
+
+
+class LiveBuild:
+    def __init__(self, root: Path, options: Options) -> None:
+        self.root = root.resolve()
+        self.options = options
+        self.out = options.out or self.root / "build"
+        self.options.out = self.out
+        self.last: Plan | None = None
+        self.facts: dict[str, PageFacts] = {}
+
+    def full(self) -> BuildResult:
+        result = build(self.root, self.options)
+        self.last = result.plan
+        self.facts = facts_of(result.plan)
+        return result
+
+    def update(self, paths: set[str], audit: bool = True) -> Work:
+        """Bring the output up to date after `paths` changed; raise BuildError and keep the output on errors."""
+        if self.last is None:
+            self.full()
+            return Work(full=True)
+        changed = set()
+        for path in paths:
+            try:
+                changed.add(Path(path).resolve().relative_to(self.root).as_posix())
+            except ValueError:
+                continue
+        new = plan(self.root, self.options)
+        facts = facts_of(new)
+        head_changed = (new.history.log.head if new.history else None) != (self.last.history.log.head if self.last.history else None)
+        work = affected(self.facts, facts, changed, head_changed)
+        if work.full or [b.name for b in new.bundles] != [b.name for b in self.last.bundles]:
+            self.full()
+            return Work(full=True)
+        old = self.last
+        written: dict[str, list[str]] = {}
+        for bundle in new.bundles:
+            writer = BundleWriter.in_place(self.out / bundle.name)
+            output = BundleOutput(new, bundle, writer)
+            for source in sorted(work.pages):
+                page: Page | None = new.site.pages.get(source)
+                if page is not None and new.gate.visible(page, bundle):
+                    output.page(page)
+                else:
+                    was = old.site.pages.get(source)
+                    if was is not None and old.gate.visible(was, bundle):
+                        writer.remove(was.url + "index.html")
+            if work.labels or work.lists:
+                output.labels(work.labels)
+            if work.lists:
+                output.lists()
+            if work.history:
+                output.history()
+            if work.attachments:
+                output.attachments()
+            if work.search:
+                output.search()
+            writer.finish(bundle.name, bundle.tier)
+            written[bundle.name] = sorted(writer.written)
+        if audit:
+            leaks = []
+            for bundle in new.bundles:
+                prints = fingerprints_for(new.config, new.site, new.gate, bundle, new.history)
+                leaks += scan_files(self.out / bundle.name, written[bundle.name], bundle, prints)
+            if leaks:
+                raise BuildError([leak.problem() for leak in leaks], "leaks found")
+        self.last, self.facts = new, facts
+        return work
