@@ -7,12 +7,14 @@ writing, the audit and the swap. The CLI only parses options and calls these.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import posixpath
+import subprocess
 import time
 import traceback
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from functools import lru_cache
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -20,9 +22,9 @@ from pathlib import Path
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from . import links
-from .cache import RenderCache, render_key, still_valid
+from .cache import CACHE_DIR, RenderCache, render_key, still_valid
 from .changes import ChangeViews, change_url, history_url
-from .config import Bundle, Config, load_config
+from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
 from .content import Page, Site
 from .discover import RESERVED_ROOT, discover
 from .errors import BuildError, Problem, Problems, UsageError
@@ -346,6 +348,11 @@ def build(root: Path, options: Options, reporter: Reporter | None = None) -> Bui
     """Build the selected bundles into `options.out` (default `ROOT/build`); all or nothing."""
     reporter = reporter or Reporter(quiet=True)
     started = time.perf_counter()
+    fingerprint = inputs_fingerprint(root, options) if options.cache else None
+    unchanged = _unchanged_output(root, fingerprint, options) if fingerprint else None
+    if unchanged is not None:
+        reporter.step("nothing changed since the last build: output verified against its manifests")
+        return BuildResult(unchanged[0], unchanged[1], time.perf_counter() - started, unchanged[2])
     result = plan(root, options, reporter)
     out = (options.out or result.config.root / "build").resolve()
     clean_stale_staging(out)
@@ -371,4 +378,59 @@ def build(root: Path, options: Options, reporter: Reporter | None = None) -> Bui
     except BaseException:
         discard(staging)
         raise
+    if fingerprint:
+        _remember_output(root, fingerprint, out, counts, result.problems.warnings)
     return BuildResult(out, counts, time.perf_counter() - started, result.problems.warnings, result)
+
+
+def inputs_fingerprint(root: Path, options: Options) -> str:
+    """A hash of everything a build reads: the same inputs always give the same bytes (a build is
+    reproducible), so a build whose inputs did not change has nothing to do."""
+    from . import __version__
+
+    root = root.resolve()
+    digest = hashlib.sha256(repr((__version__, options.bundles, options.drafts, options.strict, str(options.out),
+                                  build_date().isoformat(), os.environ.get("SOURCE_DATE_EPOCH"))).encode())
+    git = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--", "content"], cwd=root, capture_output=True)
+    digest.update(git.stdout)
+    for folder in ("content", "templates", "static", CONFIG_FILE):
+        base = root / folder
+        paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
+        for path in paths:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _last_build_file(root: Path) -> Path:
+    return root.resolve() / CACHE_DIR / "last-build.json"
+
+
+def _unchanged_output(root: Path, fingerprint: str, options: Options) -> tuple[Path, dict[str, int], list[Problem]] | None:
+    """The last build's result if its inputs are the same and its output is intact, byte for byte."""
+    try:
+        last = json.loads(_last_build_file(root).read_text(encoding="utf-8"))
+        if last["fingerprint"] != fingerprint:
+            return None
+        out = Path(last["out"])
+        for name in last["pages"]:
+            manifest = json.loads((out / name / "manifest.json").read_text(encoding="utf-8"))
+            files = manifest["files"]
+            present = {p.relative_to(out / name).as_posix() for p in (out / name).rglob("*") if p.is_file()}
+            if present != set(files) | {"manifest.json"}:
+                return None
+            for path, digest in files.items():
+                if hashlib.sha256((out / name / path).read_bytes()).hexdigest() != digest:
+                    return None
+        return out, last["pages"], [Problem(*p) for p in last["warnings"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remember_output(root: Path, fingerprint: str, out: Path, pages: dict[str, int], warnings: list[Problem]) -> None:
+    try:
+        target = _last_build_file(root)
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(json.dumps({"fingerprint": fingerprint, "out": str(out), "pages": pages,
+                                      "warnings": [list(astuple(w)) for w in warnings]}), encoding="utf-8")
+    except OSError:
+        pass

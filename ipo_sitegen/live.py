@@ -36,16 +36,19 @@ class LiveBuild:
         self.out = options.out or self.root / "build"
         self.options.out = self.out
         self.last: Plan | None = None
+        self.pending: tuple[Plan, dict[str, list[str]], bool] | None = None
         self.facts: dict[str, PageFacts] = {}
 
     def full(self) -> BuildResult:
+        self.pending = None
         result = build(self.root, self.options)
         self.last = result.plan
         self.facts = facts_of(result.plan)
         return result
 
     def update(self, paths: set[str], audit: bool = True) -> Work:
-        """Bring the output up to date after `paths` changed; raise BuildError and keep the output on errors."""
+        """Bring the output up to date after `paths` changed; raise BuildError and keep the output on
+        content errors. With `audit=False` the search index and the audit wait for `settle()`."""
         if self.last is None:
             self.full()
             return Work(full=True)
@@ -83,16 +86,30 @@ class LiveBuild:
                 output.history()
             if work.attachments:
                 output.attachments()
-            if work.search:
-                output.search()
             writer.finish(bundle.name, bundle.tier)
             written[bundle.name] = sorted(writer.written)
-        if audit:
-            leaks = []
-            for bundle in new.bundles:
-                prints = fingerprints_for(new.config, new.site, new.gate, bundle, new.history)
-                leaks += scan_files(self.out / bundle.name, written[bundle.name], bundle, prints)
-            if leaks:
-                raise BuildError([leak.problem() for leak in leaks], "leaks found")
+        self.pending = (new, written, work.search)
         self.last, self.facts = new, facts
+        if audit:
+            self.settle()
         return work
+
+    def settle(self) -> None:
+        """The second half of an update, after open pages have been told to reload: the search
+        index (rebuilt from every page) and the audit of every file the update wrote."""
+        if self.pending is None:
+            return
+        new, written, search = self.pending
+        self.pending = None
+        leaks = []
+        for bundle in new.bundles:
+            names = set(written[bundle.name])
+            if search:
+                writer = BundleWriter.in_place(self.out / bundle.name)
+                BundleOutput(new, bundle, writer).search()
+                writer.finish(bundle.name, bundle.tier)
+                names |= writer.written
+            prints = fingerprints_for(new.config, new.site, new.gate, bundle, new.history)
+            leaks += scan_files(self.out / bundle.name, sorted(names), bundle, prints)
+        if leaks:
+            raise BuildError([leak.problem() for leak in leaks], "leaks found")

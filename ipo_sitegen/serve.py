@@ -87,12 +87,19 @@ class Rebuilder:
     def build_now(self, paths: set[str] | None = None) -> bool:
         """A full build, or with `paths` an incremental one (after a failed one: full again)."""
         started = time.perf_counter()
+        announced = False
         try:
             if paths is None or self.state.problems or self.live.last is None:
                 summary = ", ".join(f"{n} ({c} pages)" for n, c in self.live.full().pages.items())
             else:
-                work = self.live.update(paths)
+                work = self.live.update(paths, audit=False)
                 summary = "everything" if work.full else f"{len(work.pages)} page(s) and what lists them"
+                if not work.full:  # pages first, then the search index and the audit of what was written
+                    self.state.problems = []
+                    self.state.generation += 1
+                    self.state.broadcast()
+                    announced = True
+                    self.live.settle()
         except BuildError as exc:
             self.state.problems = exc.problems
             kept = "still serving the last good build" if self.state.generation else "nothing to serve until it is fixed"
@@ -106,10 +113,11 @@ class Rebuilder:
             self.log(f"rebuild crashed: {exc!r}")
             self.state.broadcast()
             return False
-        self.state.problems = []
-        self.state.generation += 1
         self.log(f"rebuilt in {time.perf_counter() - started:.2f} s: {summary}")
-        self.state.broadcast()
+        if not announced:
+            self.state.problems = []
+            self.state.generation += 1
+            self.state.broadcast()
         return True
 
     def changed(self, path: str) -> None:
