@@ -395,10 +395,22 @@ def inputs_fingerprint(root: Path, options: Options) -> str:
     digest.update(git.stdout)
     for folder in ("content", "templates", "static", CONFIG_FILE):
         base = root / folder
-        paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
-        for path in paths:
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        paths = [base] if base.is_file() else sorted(_entries(base)) if base.is_dir() else []
+        for path in paths:  # every entry: files by content, links by target, folders by name
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            if path.is_symlink():
+                digest.update(b"link:" + os.readlink(path).encode() + b"\0")
+            elif path.is_file():
+                digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def _entries(folder: Path) -> list[Path]:
+    """Every file, folder and link below `folder`, never following links (they may loop)."""
+    found = []
+    for here, folders, files in os.walk(folder):
+        found += [Path(here) / name for name in folders + files]
+    return found
 
 
 def _last_build_file(root: Path) -> Path:

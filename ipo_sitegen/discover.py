@@ -7,6 +7,7 @@ every problem with the file and line, so that one run lists all of them.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import os
@@ -219,6 +220,29 @@ def _walk(content: Path, problems: Problems) -> tuple[list[Path], list[Path]]:
     return markdown, others
 
 
+_PARSED: dict[tuple[str, str, tuple[str, ...]], tuple[tuple[int, int], Page]] = {}
+
+
+def _read_page_cached(path: Path, source: str, tiers: tuple[str, ...], problems: Problems) -> Page | None:
+    """`_read_page`, skipped for a file whose size and mtime did not change since this process read
+    it (`sitegen serve` plans the whole site again after every save). A fresh copy is returned:
+    later stages set its URL and tier."""
+    try:
+        info = path.stat()
+    except OSError:
+        return _read_page(path, source, tiers, problems)
+    key, stamp = (str(path), source, tiers), (info.st_mtime_ns, info.st_size)
+    cached = _PARSED.get(key)
+    if cached is not None and cached[0] == stamp:
+        return dataclasses.replace(cached[1])
+    page = _read_page(path, source, tiers, problems)
+    if page is not None:
+        _PARSED[key] = (stamp, dataclasses.replace(page))
+    else:
+        _PARSED.pop(key, None)
+    return page
+
+
 def _read_page(path: Path, source: str, tiers: tuple[str, ...], problems: Problems) -> Page | None:
     text = decode_utf8(path.read_bytes(), path, problems)
     if text is None:
@@ -303,7 +327,7 @@ def discover(content: Path, tiers: tuple[str, ...], problems: Problems) -> Site:
     markdown, others = _walk(content, problems)
     for path in markdown:
         source = path.relative_to(content).as_posix()
-        page = _read_page(path, source, tiers, problems)
+        page = _read_page_cached(path, source, tiers, problems)
         if page is not None:
             site.pages[source] = page
     for path in others:

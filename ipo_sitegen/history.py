@@ -16,6 +16,7 @@ addresses are never read.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import pickle
 import posixpath
 import re
@@ -163,16 +164,18 @@ def read_git(root: Path, content: str = "content", use_cache: bool = True) -> Gi
         log.problem = "no commit yet: pages get no dates"
         return log
 
-    cache = root / CACHE_DIR / f"history-{log.head}-{abs(hash(prefix)) % 10**8}.pickle"
+    cache = root / CACHE_DIR / f"history-{log.head}-{hashlib.sha1(prefix.encode()).hexdigest()[:8]}.pickle"
+    cached = False
     if use_cache and cache.is_file():
         try:
             log.commits, log.blobs = pickle.loads(cache.read_bytes())
-            return log
+            cached = True
         except (OSError, pickle.UnpicklingError, ValueError, EOFError):
-            pass
-    raw = _git(root, "log", "--first-parent", "--diff-merges=first-parent", "-M", "--raw", "--no-abbrev", "-z",
-               f"--format={FORMAT}", "HEAD", "--", content)
-    log.commits = _parse_log(raw.stdout, prefix)
+            log.commits, log.blobs = [], {}
+    if not cached:
+        raw = _git(root, "log", "--first-parent", "--diff-merges=first-parent", "-M", "--raw", "--no-abbrev", "-z",
+                   f"--format={FORMAT}", "HEAD", "--", content)
+        log.commits = _parse_log(raw.stdout, prefix)
     head_blobs: dict[str, str | None] = {}
     for commit in log.commits:
         for c in commit.changes:
@@ -180,12 +183,14 @@ def read_git(root: Path, content: str = "content", use_cache: bool = True) -> Gi
                 head_blobs[c.old_path] = None
             if c.new_path:
                 head_blobs[c.new_path] = c.new_blob
-    # The committed text of a clean file is on disk (discover reads it): fetch only older texts.
+    # The committed text of a clean file is on disk (discover reads it): fetch only older texts,
+    # and the committed text of files changed since (not in the cache if they were clean then).
     on_disk = {blob for path, blob in head_blobs.items() if blob and path not in log.uncommitted}
-    wanted = sorted({c.new_blob for commit in log.commits for c in commit.changes
-                     if c.new_blob and c.new_path and c.new_path.endswith(".md")} - on_disk)
-    log.blobs = _read_blobs(root, wanted)
-    if use_cache:
+    wanted = {c.new_blob for commit in log.commits for c in commit.changes
+              if c.new_blob and c.new_path and c.new_path.endswith(".md")} - on_disk - set(log.blobs)
+    if wanted:
+        log.blobs.update(_read_blobs(root, sorted(wanted)))
+    if use_cache and (wanted or not cached):
         try:
             cache.parent.mkdir(exist_ok=True)
             tmp = cache.with_suffix(".tmp")

@@ -66,6 +66,8 @@ class LiveBuild:
             self.full()
             return Work(full=True)
         old = self.last
+        if not head_changed and not work.lists and not work.labels and old.history is not None:
+            new.history = old.history  # same commits, same titles and places: the same history views
         written: dict[str, list[str]] = {}
         for bundle in new.bundles:
             writer = BundleWriter.in_place(self.out / bundle.name)
@@ -83,7 +85,7 @@ class LiveBuild:
             if work.lists:
                 output.lists()
             if work.history:
-                output.history()
+                output.history(None if head_changed else work.pages)
             if work.attachments:
                 output.attachments()
             writer.finish(bundle.name, bundle.tier)
