@@ -129,34 +129,28 @@ def effective_rank(tiers: tuple[str, ...], own: str | None, chain: list[str | No
     return max(declared) if declared else len(tiers) - 1
 
 
-def source_for(segments: list[Segment], rank: int) -> str:
-    """The Markdown source a reader of tier `rank` may see, block markers kept (for diffs)."""
+def _join(segments: list[Segment], rank: int, opening: str, closing: str) -> str:
     parts: list[str] = []
     for segment in segments:
         if segment.rank > rank:
             continue
         if segment.opens:
-            parts.append(f"::: audience {segment.opens}\n")
+            parts.append(opening.format(tier=segment.opens))
         elif segment.closes:
-            parts.append(":::\n")
+            parts.append(closing)
         else:
             parts.append(segment.text)
     return "".join(parts)
+
+
+def source_for(segments: list[Segment], rank: int) -> str:
+    """The Markdown source a reader of tier `rank` may see, block markers kept (for diffs)."""
+    return _join(segments, rank, "::: audience {tier}\n", ":::\n")
 
 
 def text_for(segments: list[Segment], rank: int) -> str:
     """The Markdown a reader of tier `rank` may see; visible blocks are wrapped in a marked <div>."""
-    parts: list[str] = []
-    for segment in segments:
-        if segment.rank > rank:
-            continue
-        if segment.opens:
-            parts.append(f'\n<div class="gated" data-audience="{segment.opens}" markdown="1">\n\n')
-        elif segment.closes:
-            parts.append("\n</div>\n\n")
-        else:
-            parts.append(segment.text)
-    return "".join(parts)
+    return _join(segments, rank, '\n<div class="gated" data-audience="{tier}" markdown="1">\n\n', "\n</div>\n\n")
 
 
 def hidden_blocks(segments: list[Segment], rank: int) -> list[HiddenBlock]:

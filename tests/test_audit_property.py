@@ -38,6 +38,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
+from helpers import BASE_URL_CONFIG as _BUNDLES_WITH_BASE_URLS
 from ipo_sitegen.build import Options, build
 from ipo_sitegen.errors import BuildError
 
@@ -50,18 +51,7 @@ BUNDLES = {"public": 0, "restricted": 1, "internal": 2}
 DEFAULT_CONFIG = '[site]\ntitle = "Property Space"\nlanguage = "en"\n'
 # The public and restricted bundles have base URLs (locked links then carry the target's URL);
 # the internal bundle has none (locked links to it keep only the author's words and the lock).
-BASE_URL_CONFIG = DEFAULT_CONFIG + """
-[bundles.public]
-tier = "public"
-base_url = "https://support.example.org/"
-
-[bundles.restricted]
-tier = "registered"
-base_url = "https://support.example.org/restricted/"
-
-[bundles.internal]
-tier = "internal"
-"""
+BASE_URL_CONFIG = DEFAULT_CONFIG + "\n" + _BUNDLES_WITH_BASE_URLS.split("\n\n", 1)[1]
 BASE_URL_BUNDLES = {0, 1}  # ranks of the bundles with a base_url in BASE_URL_CONFIG
 
 WORDS = ("office", "patent", "trademark", "examiner", "renewal", "application", "fee", "deadline", "register",
