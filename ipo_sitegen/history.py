@@ -273,6 +273,8 @@ class History:
         self._ranks: dict[tuple[str, int], int] = {}
         self._on_disk: dict[str, str] = {}
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
+        self._link_shown: dict[tuple[str, str, str], bool] = {}
+        self._links_in: dict[str, tuple[str, ...]] = {}
         self._follow()
 
     def _follow(self) -> None:
@@ -385,26 +387,31 @@ class History:
         """(commit, subject) of every commit whose message `bundle` may not show (for the audit)."""
         return [(c.sha[:12], c.subject) for i, c in enumerate(self.log.commits) if self.message_rank(i) > bundle.rank]
 
+    def _shown_in(self, folder: str, href: str, bundle: Bundle) -> bool:
+        """May a diff in `bundle` keep this link target? (Memoised: the same links recur in every revision.)"""
+        key = (folder, href, bundle.name)
+        if key not in self._link_shown:
+            marker, source = resolve_target(folder, href, self._index)
+            page = self.site.pages.get(source) if marker else None
+            attachment = self.site.attachments.get(source) if marker else None
+            self._link_shown[key] = bool(
+                (page is not None and self.gate.visible(page, bundle))
+                or (attachment is not None and self.gate.attachment_allowed(attachment, bundle))
+                or (marker is None and _EXTERNAL.match(href)))
+        return self._link_shown[key]
+
     def _redact(self, text: str, path: str, bundle: Bundle) -> str:
         """Diffs show Markdown source: a link to a page the bundle does not hold loses its target
         (the author's words stay), so no path or anchor of a restricted page reaches it."""
         if "](" not in text:
             return text
         folder = posixpath.dirname(path)
-
-        def target(match: re.Match) -> str:
-            marker, source = resolve_target(folder, match.group(2), self._index)
-            page = self.site.pages.get(source) if marker else None
-            attachment = self.site.attachments.get(source) if marker else None
-            if page is not None and self.gate.visible(page, bundle):
-                return match.group(0)
-            if attachment is not None and self.gate.attachment_allowed(attachment, bundle):
-                return match.group(0)
-            if marker is None and _EXTERNAL.match(match.group(2)):
-                return match.group(0)
-            return f"{match.group(1)}🔒)"
-
-        return _MD_LINK.sub(target, text)
+        hrefs = self._links_in.get(text)
+        if hrefs is None:
+            hrefs = self._links_in[text] = tuple(m.group(2) for m in _MD_LINK.finditer(text))
+        if all(self._shown_in(folder, href, bundle) for href in hrefs):
+            return text
+        return _MD_LINK.sub(lambda m: m.group(0) if self._shown_in(folder, m.group(2), bundle) else f"{m.group(1)}🔒)", text)
 
     # -- one bundle's view ------------------------------------------------------------------
     def changes_for(self, bundle: Bundle) -> dict[str, list[Change]]:
