@@ -39,7 +39,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 SUMS_NAME = "SHA256SUMS"
 DEFAULT_OUT = "dist"
-DEFAULT_KEY_PREFIX = "sitegen-signing"
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 

@@ -33,7 +33,6 @@ class BundleWriter:
         self.written: set[str] = set()
         self.in_place_updates = existing is not None
         self.previous = previous if previous is not None and previous.is_dir() else None
-        self.reused = 0
         folder.mkdir(parents=True, exist_ok=True)
 
     @classmethod
@@ -74,7 +73,6 @@ class BundleWriter:
             os.link(old, target)
         except OSError:
             return False
-        self.reused += 1
         return True
 
     def copy(self, path: str, source: Path) -> None:

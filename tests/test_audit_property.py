@@ -455,9 +455,11 @@ def read_bundle(folder: Path) -> dict[str, bytes]:
 # Shrinking a failing site rebuilds it hundreds of times (minutes); the failure message already names
 # the leaked item, its origin and the file, and the site's files are printed. PROP_SHRINK=1 shrinks.
 PHASES = [p for p in Phase if os.environ.get("PROP_SHRINK") or p is not Phase.shrink]
+# CI runs the same 200 sites every time (derandomize), so a red run is reproducible; explore new
+# sites locally with PROP_EXAMPLES=2000 and without derandomize when changing the gate or audit.
 
 
-@settings(max_examples=int(os.environ.get("PROP_EXAMPLES", "200")), deadline=None, phases=PHASES,
+@settings(max_examples=int(os.environ.get("PROP_EXAMPLES", "200")), deadline=None, phases=PHASES, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(plan=site_plans())
 def test_every_bundle_holds_exactly_what_its_tier_may_see(plan):
