@@ -18,10 +18,13 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import multiprocessing
 import re
+import signal
 import unicodedata
+import zlib
 from dataclasses import dataclass, field
-from itertools import compress, count
+from itertools import compress, count, filterfalse
 from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import unquote
@@ -35,7 +38,7 @@ from .markup import LinkIndex, resolve_target
 
 SHINGLE = 6  # words in a body shingle: long enough to be distinctive, short enough to catch a sentence
 MIN_SINGLE = 5  # a one-word title or label is a fingerprint only if at least this long
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W_]+|\x00")  # words, and the mark that ends a phrase (see _SPLIT)
 _HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 _LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)|(?:href|src)\s*=\s*[\"']([^\"']+)[\"']")
 _TAG = re.compile(r"<[^>]*>")
@@ -53,7 +56,7 @@ def tokens(text: str) -> list[str]:
     text = text.casefold()
     if not text.isascii():
         text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
-    return _WORD.findall(text.replace("_", " "))
+    return _WORD.findall(text)
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,13 @@ class Leak:
                        f"material above the '{self.bundle}' bundle's tier must never reach it; find what put it there")
 
 
+INVISIBLE = 1 << 30  # the "rank" of material that no bundle shows (drafts, embargoed pages)
+
+
 @dataclass
 class Fingerprints:
-    """Hashed token n-grams (1 to SHINGLE words) of secret material, with where each came from.
+    """What one bundle must not contain: hashed token n-grams (1 to SHINGLE words), with where
+    each came from, and the SHA-256 of attachments it may not hold.
 
     Matching does its per-word work in C: every SHINGLE-gram of a text is hashed with
     `zip`/`map` and filtered against the secret set; shorter phrases are looked for only where a
@@ -86,28 +93,8 @@ class Fingerprints:
     singles: set[int] = field(default_factory=set)  # one-word phrases
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> origin of secret attachment
 
-    def ids(self, words: list[str], grow: bool = False) -> list[int | None]:
-        vocab = self.vocab
-        if grow:
-            return [vocab.setdefault(w, len(vocab)) for w in words]
-        return list(map(vocab.get, words))
-
-    def add(self, text: str, origin: str, kind: str, whole: bool = True) -> None:
-        words = tokens(text)
-        if not words:
-            return
-        ids = self.ids(words, grow=True)
-        if whole and len(ids) < SHINGLE:
-            if len(ids) == 1:
-                if len(words[0]) < MIN_SINGLE:
-                    return
-                self.singles.add(ids[0])
-            else:
-                self.starts.add(hash((ids[0], ids[1])))
-                self.lengths.add(len(ids))
-            self.phrases.setdefault(hash(tuple(ids)), (origin, kind))
-        for gram in zip(*(ids[k:] for k in range(SHINGLE))):
-            self.phrases.setdefault(hash(gram), (origin, kind))
+    def ids(self, words: list[str]) -> list[int | None]:
+        return list(map(self.vocab.get, words))
 
     def _hits(self, ids: list[int | None]) -> dict[int, set[int]]:
         """Secret n-gram hashes present in `ids`, by length."""
@@ -137,11 +124,11 @@ class Fingerprints:
                 if key in found:
                     yield i, n, self.phrases[key]
 
-    def allow(self, text: str) -> None:
-        """Strike out every fingerprint that also occurs in material the bundle may see."""
-        for found in self._hits(self.ids(tokens(text))).values():
-            for key in found:
-                self.phrases.pop(key, None)
+    def narrower_than(self, other: "Fingerprints") -> bool:
+        """Is everything this bundle must not contain also forbidden in `other`? (Then a file that
+        was clean for `other` is clean here too.)"""
+        return (self.vocab is other.vocab and self.phrases.keys() <= other.phrases.keys()
+                and self.hashes.keys() <= other.hashes.keys())
 
 
 _MD_TARGET = re.compile(r"\]\([^)]*\)")
@@ -162,9 +149,12 @@ def _paragraphs(markdown_text: str) -> list[str]:
     return [p for p in re.split(r"\n\s*\n", visible_words(markdown_text)) if p.strip()]
 
 
-def _link_targets(text: str) -> Iterable[str]:
-    for match in _LINK.finditer(text):
-        yield match.group(1) or match.group(2)
+def _marked_up_lines(markdown_text: str) -> str:
+    """The source lines that differ from what a reader sees (links, images, tags): diffs show
+    source, line by line, so their words count as seen too; other lines are in `visible_words`."""
+    if "](" not in markdown_text and "<" not in markdown_text:
+        return ""
+    return "\n".join(line for line in markdown_text.split("\n") if "](" in line or "<" in line)
 
 
 def _theme_text() -> str:
@@ -176,75 +166,159 @@ def _theme_text() -> str:
     return "\n".join(p.read_text(encoding="utf-8") for p in sorted(theme.glob("*/*")) if p.is_file())
 
 
-def fingerprints_for(config: Config, site: Site, gate: Gate, bundle: Bundle, history: History | None = None) -> Fingerprints:
-    """Fingerprints of everything `bundle` must not contain, minus what it legitimately shows.
+class Secrets:
+    """Every phrase of the site that some bundle may not see, with the lowest tier that may see it.
 
-    With history, commit subjects the bundle may not show are secrets too, and the past texts
-    and subjects it does show (gated for it) count as material it may see.
+    Built once for all bundles: each text is tokenised once, and a bundle's fingerprints are a
+    filter of this table (phrases only higher tiers see, minus what the bundle legitimately
+    shows) rather than a new pass over the site. A phrase found in several places keeps the most
+    restricted one: it is secret wherever that one is.
     """
-    prints = Fingerprints()
-    index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
-    top = config.bundles[-1] if config.bundles else bundle
-    visible = [p for _, p in sorted(site.pages.items()) if gate.visible(p, bundle)]
-    allowed_files: set[str] = set()
-    allowed_text: list[str] = [config.title, bundle.name, bundle.tier, " ".join(config.tiers), _theme_text()]
 
-    for source, page in sorted(site.pages.items()):
-        origin = f"content/{source}"
-        if page.rank > bundle.rank:
-            full = gate.text(page, top)
-            prints.add(page.title, origin, "title")
-            prints.add(page.summary, origin, "summary")
-            prints.add(page.url.replace("/", " "), origin, "URL")
-            if page.slug:
-                prints.add(page.slug, origin, "slug")
-            for heading in _HEADING.findall(full):
-                prints.add(heading, origin, "heading")
-            for paragraph in _paragraphs(full):
-                prints.add(paragraph, origin, "text", whole=False)
-            for label in page.labels:
-                prints.add(label, origin, "label")
-        elif gate.visible(page, bundle):
-            for block in gate.hidden(page, bundle):
+    def __init__(self, config: Config, site: Site, gate: Gate, history: History | None = None) -> None:
+        self.config, self.site, self.gate, self.history = config, site, gate, history
+        self.vocab: dict[str, int] = {}
+        # hash -> (origin, kind), one table per lowest rank that may see the phrase; a phrase is in one table only
+        self.by_rank: dict[int, dict[int, tuple[str, str]]] = {}
+        self.short: dict[int, tuple[int, int]] = {}  # whole phrase shorter than SHINGLE -> (start key, length)
+        self._found: dict[str, set[int]] = {}  # allowed text -> the phrase hashes in it
+        self._targets: dict[str, tuple[str, ...]] = {}
+        self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
+        lowest = min((b.rank for b in config.bundles), default=0)  # what the least restricted bundle sees is no secret
+        items = sorted((item for item in self._items() if item[0] > lowest), key=lambda item: -item[0])  # most restricted first: the first origin stays
+        for rank, text, origin, kind, whole in items:
+            self._add(text, (origin, kind), rank, whole)
+        self._matcher = self._fingerprints(self._above(-1))
+
+    def _items(self) -> Iterator[tuple[int, str, str, str, bool]]:
+        """(rank that may see it, text, origin, kind, whole phrase?) of everything secret somewhere."""
+        config, gate = self.config, self.gate
+        top = len(config.tiers) - 1
+        for source, page in sorted(self.site.pages.items()):
+            origin = f"content/{source}"
+            rank = page.rank if page.published else INVISIBLE
+            text = gate.text_at(page, min(rank, top))
+            for kind, value in (("title", page.title), ("summary", page.summary), ("URL", page.url.replace("/", " ")),
+                                ("slug", page.slug or ""), *(("label", label) for label in page.labels),
+                                *(("heading", h) for h in _HEADING.findall(text))):
+                yield rank, value, origin, kind, True
+            for paragraph in _paragraphs(text):
+                yield rank, paragraph, origin, "text", False
+            if rank == INVISIBLE:
+                continue
+            for block in gate.hidden_at(page, rank):
                 where = f"{origin}:{block.line} ({config.tiers[block.rank]} block)"
                 for heading in _HEADING.findall(block.text):
-                    prints.add(heading, where, "heading")
+                    yield block.rank, heading, where, "heading", True
                 for paragraph in _paragraphs(block.text):
-                    prints.add(paragraph, where, "text")
-    if history is not None:
-        for sha, subject in history.hidden_messages(bundle):
-            prints.add(subject, f"commit {sha}", "commit message")
-        for source, changes in history.changes_for(bundle).items():
-            # Past versions are shown in diffs: their lines count as seen, beyond today's text.
-            today = set(gate.text(site.pages[source], bundle).split("\n"))
-            past: set[str] = set()
-            for change in changes:
-                past.update(change.text.split("\n"))
-                past.update((change.previous or "").split("\n"))
-                allowed_text += [change.title, change.message or ""]
-            allowed_text.append("\n".join(sorted(past - today)))
+                    yield block.rank, paragraph, where, "text", True
+        if self.history is not None:
+            ranks: dict[tuple[str, str], int] = {}
+            for bundle in config.bundles:
+                for sha, subject in self.history.hidden_messages(bundle):
+                    ranks[(sha, subject)] = max(ranks.get((sha, subject), 0), bundle.rank + 1)
+            for (sha, subject), rank in sorted(ranks.items()):
+                yield rank, subject, f"commit {sha}", "commit message", True
 
-    for page in visible:
-        text = gate.text(page, bundle)
-        allowed_text += [page.title, page.summary, page.url.replace("/", " "), " ".join(page.labels), text]
-        for href in _link_targets(text):
-            marker, target = resolve_target(page.folder, href, index)
-            if marker is None:
-                continue
-            if target in site.attachments:
-                if gate.attachment_allowed(site.attachments[target], bundle):
-                    allowed_files.add(target)
-            elif target in site.pages:
-                allowed_text.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
-    for text in allowed_text:
-        prints.allow(visible_words(text))
-        prints.allow(text)  # diffs show Markdown source, link targets included
+    def _ids(self, words: list[str], grow: bool = False) -> list[int | None]:
+        if grow:
+            vocab = self.vocab
+            return [vocab.setdefault(w, len(vocab)) for w in words]
+        return list(map(self.vocab.get, words))
 
-    shown = {site.attachments[s].sha256 for s in allowed_files}
-    for source, attachment in sorted(site.attachments.items()):
-        if source not in allowed_files and attachment.sha256 not in shown:
-            prints.hashes.setdefault(attachment.sha256, f"content/{source}")
-    return prints
+    def _add(self, text: str, value: tuple[str, str], rank: int, whole: bool) -> None:
+        words = tokens(text)
+        if not words or (whole and len(words) == 1 and len(words[0]) < MIN_SINGLE):
+            return
+        ids = self._ids(words, grow=True)
+        keys = set(map(hash, zip(*(ids[k:] for k in range(SHINGLE)))))
+        if whole and len(ids) < SHINGLE:
+            key = hash(tuple(ids))
+            keys.add(key)
+            self.short.setdefault(key, (ids[0] if len(ids) == 1 else hash((ids[0], ids[1])), len(ids)))
+        new: Iterable[int] = keys
+        for table in self.by_rank.values():  # only tables of higher or equal rank exist yet
+            new = filterfalse(table.__contains__, new)
+        self.by_rank.setdefault(rank, {}).update(dict.fromkeys(new, value))
+
+    def _above(self, rank: int) -> dict[int, tuple[str, str]]:
+        """Every phrase that readers of tier `rank` may not see."""
+        phrases: dict[int, tuple[str, str]] = {}
+        for level, table in sorted(self.by_rank.items()):
+            if level > rank:
+                phrases.update(table)
+        return phrases
+
+    def _found_in(self, text: str) -> set[int]:
+        """Every secret phrase (of any bundle) that occurs in `text`, memoised: most allowed texts
+        are the same in every bundle."""
+        found = self._found.get(text)
+        if found is None:
+            found = set().union(*self._matcher._hits(self._ids(tokens(text))).values())
+            self._found[text] = found
+        return found
+
+    def _link_targets(self, text: str) -> tuple[str, ...]:
+        if text not in self._targets:
+            self._targets[text] = tuple(m.group(1) or m.group(2) for m in _LINK.finditer(text))
+        return self._targets[text]
+
+    def _allowed(self, bundle: Bundle) -> tuple[list[str], set[str]]:
+        """Texts `bundle` legitimately shows (so their phrases are no leak) and the attachments it may hold."""
+        config, site, gate = self.config, self.site, self.gate
+        files: set[str] = set()
+        texts: list[str] = [config.title, bundle.name, bundle.tier, " ".join(config.tiers)]
+        if self.history is not None:
+            for source, changes in self.history.changes_for(bundle).items():
+                # Past versions are shown in diffs: their lines count as seen, beyond today's text.
+                today = set(gate.text(site.pages[source], bundle).split("\n"))
+                past: set[str] = set()
+                for change in changes:
+                    past.update(change.text.split("\n"))
+                    past.update((change.previous or "").split("\n"))
+                    texts += [change.title, change.message or ""]
+                texts.append("\n".join(sorted(past - today)))
+        for page in gate.pages_for(bundle):
+            text = gate.text(page, bundle)
+            texts += [page.title, page.summary, page.url.replace("/", " "), " ".join(page.labels), text]
+            for href in self._link_targets(text):
+                marker, target = resolve_target(page.folder, href, self._index)
+                if marker is None:
+                    continue
+                if target in site.attachments:
+                    if gate.attachment_allowed(site.attachments[target], bundle):
+                        files.add(target)
+                elif target in site.pages:
+                    texts.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
+        forms = [form for text in texts for form in (visible_words(text), _marked_up_lines(text))]
+        return [_theme_text(), *forms], files  # the theme's files as they are: its scripts are no Markdown
+
+    def _fingerprints(self, phrases: dict[int, tuple[str, str]]) -> Fingerprints:
+        prints = Fingerprints(vocab=self.vocab, phrases=phrases)
+        for key, (start, length) in self.short.items():
+            if key in phrases:
+                if length == 1:
+                    prints.singles.add(start)
+                else:
+                    prints.starts.add(start)
+                    prints.lengths.add(length)
+        return prints
+
+    def for_bundle(self, bundle: Bundle) -> Fingerprints:
+        """The fingerprints of everything `bundle` must not contain, minus what it legitimately shows."""
+        texts, files = self._allowed(bundle)
+        phrases = self._above(bundle.rank)
+        if phrases:  # else there is nothing to strike out
+            for text in texts:
+                for key in self._found_in(text):
+                    phrases.pop(key, None)
+        prints = self._fingerprints(phrases)
+        attachments = self.site.attachments
+        shown = {attachments[s].sha256 for s in files}
+        for source, attachment in sorted(attachments.items()):
+            if source not in files and attachment.sha256 not in shown:
+                prints.hashes.setdefault(attachment.sha256, f"content/{source}")
+        return prints
 
 
 _SPLIT = "\x00"  # between block elements: a phrase never runs from one element into the next
@@ -269,13 +343,10 @@ def _html_parts(text: str) -> tuple[list[str], list[str], list[str]]:
     extra = _COMMENT.findall(text) + _CDATA.findall(text)
     if extra:
         text = _CDATA.sub(lambda m: _SPLIT + m.group(1) + _SPLIT, _COMMENT.sub(_SPLIT, text))
-    for tag in _START_TAG.findall(text):
-        for quoted, single, bare in _ATTRIBUTE.findall(tag):
-            value = quoted or single or bare
-            if value:
-                extra.append(unquote(html.unescape(value)))
-    body = _TAG.sub("", _BLOCK_TAG.sub(_SPLIT, text))
-    return [html.unescape(part) for part in body.split(_SPLIT)], extra, scripts
+    values = dict.fromkeys(quoted or single or bare for quoted, single, bare in _ATTRIBUTE.findall(" ".join(_START_TAG.findall(text))))
+    extra += [unquote(html.unescape(value)) for value in values if value]  # each distinct value once: classes repeat
+    body = html.unescape(_TAG.sub("", _BLOCK_TAG.sub(_SPLIT, text)))
+    return body.split(_SPLIT), extra, scripts
 
 
 def _markup_text(text: str) -> list[str]:
@@ -333,47 +404,118 @@ def _json_strings(value: object) -> Iterator[str]:
             yield from _json_strings(item)
 
 
-def scan_bundle(folder: Path, bundle: Bundle, prints: Fingerprints) -> list[Leak]:
-    """Every leak in the files of a built bundle, one per (file, origin, kind)."""
-    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    return scan_files(folder, names, bundle, prints)
+class Scanner:
+    """Scans the files of bundles, remembering what it found clean.
 
+    A page's text recurs in many files (the page, its history, other bundles' copies of it), so a
+    segment found clean is not tokenised again while the fingerprints stay the same or narrower
+    (bundles are scanned from the least to the most restricted, whose fingerprints are a subset).
+    A file's new segments are tokenised as one string with a phrase-ending mark between them:
+    one pass in C instead of one per segment. Segments are remembered by their 64-bit hash; a
+    collision would need ~2^32 distinct segments to be likely, far beyond any site.
+    """
 
-def scan_files(folder: Path, names: list[str], bundle: Bundle, prints: Fingerprints) -> list[Leak]:
-    """Every leak in the named files of a bundle (all of them after a build, the rewritten ones under serve)."""
-    leaks: dict[tuple[str, str, str], Leak] = {}
-    seen: dict[str, list[tuple[str, str, str]]] = {}
-    for name in names:
-        path = folder / name
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
+    def __init__(self) -> None:
+        self.prints: Fingerprints | None = None
+        self.clean: set[int] = set()
+        self.clean_files: set[str] = set()
+
+    def use(self, prints: Fingerprints) -> None:
+        if self.prints is None or not prints.narrower_than(self.prints):
+            self.clean, self.clean_files = set(), set()
+        self.prints = prints
+
+    def file(self, name: str, data: bytes, bundle: str) -> list[Leak]:
+        """The leaks in one file (one per origin and kind)."""
+        prints = self.prints
+        assert prints is not None
         digest = hashlib.sha256(data).hexdigest()
+        leaks: dict[tuple[str, str], Leak] = {}
         if digest in prints.hashes:
             origin = prints.hashes[digest]
-            leaks[(name, origin, "attachment")] = Leak(bundle.name, name, f"file with SHA-256 {digest[:16]}…", origin, "attachment")
-        if b"\x00" in data[:1024]:
-            continue  # binary: the hash check above is all that applies
-        for segment in _segments(name, data):
-            found = seen.get(segment)
-            if found is None:
-                words = tokens(segment)
-                found = [(" ".join(words[start : start + length]), origin, kind)
-                         for start, length, (origin, kind) in prints.matches(words)]
-                if len(segment) < 300:  # navigation, headers, titles: the same in many files
-                    seen[segment] = found
+            leaks[(origin, "attachment")] = Leak(bundle, name, f"file with SHA-256 {digest[:16]}…", origin, "attachment")
+        if digest in self.clean_files or b"\x00" in data[:1024]:
+            return list(leaks.values())  # binary: the hash check above is all that applies
+        if not prints.phrases:
+            return list(leaks.values())
+        segments = _segments(name, data)
+        keys = list(map(hash, segments))
+        clean = self.clean
+        fresh = [segment for segment, key in zip(segments, keys) if key not in clean]
+        if not fresh or not prints._hits(prints.ids(tokens(_PHRASE_END.join(fresh)))):
+            clean.update(keys)
+            if not leaks:
+                self.clean_files.add(digest)
+            return list(leaks.values())
+        for segment in fresh:  # a leak: find which segments hold it and what it says
+            words = tokens(segment)
+            found = [(" ".join(words[start : start + length]), origin, kind) for start, length, (origin, kind) in prints.matches(words)]
+            if not found:
+                clean.add(hash(segment))
             for fragment, origin, kind in found:
-                leaks.setdefault((name, origin, kind), Leak(bundle.name, name, fragment, origin, kind))
-    return sorted(leaks.values(), key=lambda leak: (leak.file, leak.origin, leak.kind))
+                leaks.setdefault((origin, kind), Leak(bundle, name, fragment, origin, kind))
+        return list(leaks.values())
 
 
-def audit_plan(plan, staging: Path) -> list[Leak]:
-    """Audit every bundle just written under `staging` by `build`."""
+_PHRASE_END = " " + _SPLIT + " "
+
+
+def _bundle_files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+ScanJob = tuple[Path, Bundle, Fingerprints, list[str]]  # folder, bundle, its fingerprints, the files to scan
+_jobs: list[ScanJob] = []  # what forked workers scan (inherited, not pickled: fingerprints are large)
+
+
+def _scan_share(share: tuple[int, int]) -> list[Leak]:
+    """Scan the files that fall in one share (by a hash of their path, the same in every bundle, so
+    that a page's copies in several bundles meet the same scanner)."""
+    number, shares = share
+    if shares > 1:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    scanner = Scanner()
     leaks: list[Leak] = []
-    for bundle in plan.bundles:
-        prints = fingerprints_for(plan.config, plan.site, plan.gate, bundle, plan.history)
-        leaks += scan_bundle(staging / bundle.name, bundle, prints)
+    for folder, bundle, prints, names in _jobs:
+        scanner.use(prints)
+        for name in names:
+            if zlib.crc32(name.encode()) % shares == number:
+                try:
+                    data = (folder / name).read_bytes()
+                except (FileNotFoundError, IsADirectoryError):
+                    continue
+                leaks += scanner.file(name, data, bundle.name)
     return leaks
+
+
+PARALLEL_FILES = 2000  # below this many files, starting processes costs more than it saves
+
+
+def scan_bundles(jobs: list[ScanJob], workers: int = 1) -> list[Leak]:
+    """Every leak in the given files of built bundles, one per (bundle, file, origin, kind).
+
+    Jobs are scanned from the least to the most restricted bundle; with several workers (and a
+    large site) the files are shared out over forked processes."""
+    global _jobs
+    jobs = sorted(jobs, key=lambda job: job[1].rank)
+    shares = workers if workers > 1 and sum(len(job[3]) for job in jobs) >= PARALLEL_FILES else 1
+    _jobs = jobs
+    try:
+        if shares == 1:
+            leaks = _scan_share((0, 1))
+        else:
+            with multiprocessing.get_context("fork").Pool(shares) as pool:
+                leaks = [leak for part in pool.map(_scan_share, [(n, shares) for n in range(shares)]) for leak in part]
+    finally:
+        _jobs = []
+    return sorted(leaks, key=lambda leak: (leak.bundle, leak.file, leak.origin, leak.kind))
+
+
+def audit_plan(plan, staging: Path, workers: int = 1) -> list[Leak]:
+    """Audit every bundle just written under `staging` by `build`."""
+    secrets = Secrets(plan.config, plan.site, plan.gate, plan.history)
+    jobs = [(staging / b.name, b, secrets.for_bundle(b), _bundle_files(staging / b.name)) for b in plan.bundles]
+    return scan_bundles(jobs, workers)
 
 
 def audit_folders(root: Path, folders: list[Path]) -> tuple[list[Leak], list[str]]:
@@ -385,7 +527,8 @@ def audit_folders(root: Path, folders: list[Path]) -> tuple[list[Leak], list[str
 
     config, site, gate, _ = read_site(root)
     history = History(config, site, gate, read_git(config.root))
-    leaks: list[Leak] = []
+    secrets = Secrets(config, site, gate, history)
+    jobs: list[ScanJob] = []
     notes: list[str] = []
     for folder in folders:
         manifest_path = folder / "manifest.json"
@@ -403,5 +546,5 @@ def audit_folders(root: Path, folders: list[Path]) -> tuple[list[Leak], list[str
             name = path.relative_to(folder).as_posix()
             if name != "manifest.json" and name not in listed:
                 notes.append(f"{folder.name}/{name}: not in manifest.json (added after the build)")
-        leaks += scan_bundle(folder, bundle, fingerprints_for(config, site, gate, bundle, history))
-    return leaks, notes
+        jobs.append((folder, bundle, secrets.for_bundle(bundle), _bundle_files(folder)))
+    return scan_bundles(jobs), notes

@@ -368,7 +368,7 @@ def build(root: Path, options: Options, reporter: Reporter | None = None) -> Bui
             from .audit import audit_plan
 
             reporter.step("auditing")
-            leaks = audit_plan(result, staging)
+            leaks = audit_plan(result, staging, options.jobs or default_workers())
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
         swap_in(staging, out, [b.name for b in result.bundles])

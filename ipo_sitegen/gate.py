@@ -223,10 +223,17 @@ class Gate:
 
     def text(self, page: Page, bundle: Bundle) -> str:
         """The page body as the readers of `bundle` may see it."""
-        return text_for(self.segments[page.source], bundle.rank)
+        return self.text_at(page, bundle.rank)
+
+    def text_at(self, page: Page, rank: int) -> str:
+        """The page body as readers of tier `rank` may see it (bundle or not: the audit asks per tier)."""
+        return text_for(self.segments[page.source], rank)
 
     def hidden(self, page: Page, bundle: Bundle) -> list[HiddenBlock]:
-        return hidden_blocks(self.segments[page.source], bundle.rank)
+        return self.hidden_at(page, bundle.rank)
+
+    def hidden_at(self, page: Page, rank: int) -> list[HiddenBlock]:
+        return hidden_blocks(self.segments[page.source], rank)
 
     # -- attachments ---------------------------------------------------------------------
     def attachment_floor(self, attachment: Attachment) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .audit import fingerprints_for, scan_files
+from .audit import ScanJob, Secrets, scan_bundles
 from .build import BundleOutput, BuildResult, Options, Plan, build, plan
 from .content import Page
 from .errors import BuildError
@@ -103,7 +103,8 @@ class LiveBuild:
             return
         new, written, search = self.pending
         self.pending = None
-        leaks = []
+        secrets = Secrets(new.config, new.site, new.gate, new.history)
+        jobs: list[ScanJob] = []
         for bundle in new.bundles:
             names = set(written[bundle.name])
             if search:
@@ -111,7 +112,7 @@ class LiveBuild:
                 BundleOutput(new, bundle, writer).search()
                 writer.finish(bundle.name, bundle.tier)
                 names |= writer.written
-            prints = fingerprints_for(new.config, new.site, new.gate, bundle, new.history)
-            leaks += scan_files(self.out / bundle.name, sorted(names), bundle, prints)
+            jobs.append((self.out / bundle.name, bundle, secrets.for_bundle(bundle), sorted(names)))
+        leaks = scan_bundles(jobs)
         if leaks:
             raise BuildError([leak.problem() for leak in leaks], "leaks found")
