@@ -488,7 +488,7 @@ def _scan_share(share: tuple[int, int]) -> list[Leak]:
     return leaks
 
 
-PARALLEL_FILES = 2000  # below this many files, starting processes costs more than it saves
+PARALLEL_FILES = 1000  # below this many files, starting processes costs more than it saves
 
 
 def scan_bundles(jobs: list[ScanJob], workers: int = 1) -> list[Leak]:
@@ -518,7 +518,7 @@ def audit_plan(plan, staging: Path, workers: int = 1) -> list[Leak]:
     return scan_bundles(jobs, workers)
 
 
-def audit_folders(root: Path, folders: list[Path]) -> tuple[list[Leak], list[str]]:
+def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[list[Leak], list[str]]:
     """`sitegen audit DIR…`: check built bundles (each names itself in manifest.json) against the site.
 
     Returns the leaks and the notes about files that differ from their manifest.
@@ -547,4 +547,4 @@ def audit_folders(root: Path, folders: list[Path]) -> tuple[list[Leak], list[str
             if name != "manifest.json" and name not in listed:
                 notes.append(f"{folder.name}/{name}: not in manifest.json (added after the build)")
         jobs.append((folder, bundle, secrets.for_bundle(bundle), _bundle_files(folder)))
-    return scan_bundles(jobs), notes
+    return scan_bundles(jobs, workers), notes

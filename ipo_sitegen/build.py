@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import posixpath
+import signal
 import subprocess
 import time
 import traceback
@@ -261,23 +263,33 @@ class BundleOutput:
 
     def history(self, only: set[str] | None = None) -> None:
         """recent/, feed.xml, and each page's history and change pages (with `only`: those pages')."""
+        self.recent()
+        for source in sorted(self.views.changes):
+            if only is None or source in only:
+                self.page_history(source)
+
+    def recent(self) -> None:
         theme, views, writer = self.theme, self.views, self.writer
         writer.write("recent/index.html", theme.render("recent.html", "recent/", "Recently updated",
                                                        days=views.recent_by_day("recent/"), feed="../feed.xml"))
         writer.write("feed.xml", theme.render("feed.xml", "", "feed", feed=views.feed()))
-        for source, changes in sorted(views.changes.items()):
-            if only is not None and source not in only:
-                continue
-            page = changes[-1].page
-            here = history_url(page.url)
+
+    def page_history(self, source: str) -> None:
+        """A page's history page and the page of each of its changes."""
+        theme, views, writer = self.theme, self.views, self.writer
+        changes = views.changes.get(source)
+        if not changes:
+            return
+        page = changes[-1].page
+        here = history_url(page.url)
+        writer.write(here + "index.html", theme.render(
+            "history.html", here, f"History of {page.title}", page_title=page.title,
+            page_href=links.relative_url(here, page.url), items=views.page_history(source, here)))
+        for change in changes:
+            here = change_url(change)
             writer.write(here + "index.html", theme.render(
-                "history.html", here, f"History of {page.title}", page_title=page.title,
-                page_href=links.relative_url(here, page.url), items=views.page_history(source, here)))
-            for change in changes:
-                here = change_url(change)
-                writer.write(here + "index.html", theme.render(
-                    "change.html", here, f"Change to {page.title}", item=views.item(change, here), rows=views.diff(change),
-                    text=change.text, history=links.relative_url(here, history_url(page.url))))
+                "change.html", here, f"Change to {page.title}", item=views.item(change, here), rows=views.diff(change),
+                history=links.relative_url(here, history_url(page.url))))
 
     def attachments(self) -> None:
         for source in sorted(self.result.attachments[self.bundle.name]):
@@ -290,27 +302,94 @@ class BundleOutput:
     def lists(self) -> None:
         self.writer.write("sitemap.xml", self.theme.sitemap(self.pages))
 
-    def everything(self) -> int:
-        """Write every file of the bundle; return the number of pages."""
+    def everything(self) -> None:
+        """Write every file of the bundle."""
+        self.shared()
+        self.pages_share(0, 1)
+
+    def pages_share(self, number: int, shares: int) -> None:
+        """Every `shares`-th page (from the `number`-th) with its history: the bulk of a bundle,
+        split so that processes can share it."""
+        for page in self.pages[number::shares]:
+            self.page(page)
+            self.page_history(page.source)
+
+    def shared(self) -> None:
+        """The files made from all pages at once: lists, feeds, search, and the fixed files."""
         for path in static_files(self.config):
             self.writer.copy(path.relative_to(self.config.static_dir).as_posix(), path)
         for path, text in asset_texts(self.config).items():
             self.writer.write(path, text)
-        for page in self.pages:
-            self.page(page)
-        self.history()
+        self.recent()
         self.labels()
         self.attachments()
         self.search()
         self.writer.write("404.html", self.theme.not_found())
         self.lists()
         self.writer.write("robots.txt", self.theme.robots())
-        return len(self.pages)
 
 
-def write_bundle(result: Plan, bundle: Bundle, writer: BundleWriter) -> int:
-    """Write every file of one bundle; return the number of pages."""
-    return BundleOutput(result, bundle, writer).everything()
+_writing: tuple[Plan, Path, Path] | None = None  # what forked writers work on (inherited, not pickled)
+
+
+def _write_part(task: tuple[str, int, int]) -> tuple[str, dict[str, str], Problem | None]:
+    """One part of one bundle, in a worker: (bundle, the hashes of the files written, a template error)."""
+    assert _writing is not None
+    result, staging, out = _writing
+    name, number, shares = task
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    bundle = next(b for b in result.bundles if b.name == name)
+    writer = BundleWriter(staging / name, out / name)
+    output = BundleOutput(result, bundle, writer)
+    try:
+        if number < 0:
+            output.shared()
+        else:
+            output.pages_share(number, shares)
+    except TemplateError as exc:
+        return name, {}, template_problem(exc, result.config)
+    return name, writer.hashes, None
+
+
+PARALLEL_PAGES = 400  # below this many pages in all bundles, one process writes everything
+
+
+def write_bundles(result: Plan, staging: Path, out: Path, workers: int) -> dict[str, int]:
+    """Write every selected bundle under `staging` with its manifest; return the pages per bundle.
+
+    A large site is written by forked processes: each bundle's pages (with their history) in
+    `workers` shares, and its lists, feeds and search index as one more part."""
+    counts = {b.name: len(result.gate.pages_for(b)) for b in result.bundles}
+    if workers <= 1 or sum(counts.values()) < PARALLEL_PAGES:
+        for bundle in result.bundles:
+            writer = BundleWriter(staging / bundle.name, out / bundle.name)
+            BundleOutput(result, bundle, writer).everything()
+            writer.finish(bundle.name, bundle.tier)
+        return counts
+    global _writing
+    if result.history is not None:
+        for bundle in result.bundles:
+            result.history.changes_for(bundle)  # computed once, here, rather than in every worker
+    tasks = [(b.name, n, workers) for b in result.bundles for n in range(-1, workers)]
+    _writing = (result, staging, out)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_write_part, tasks, chunksize=1)
+    finally:
+        _writing = None
+    errors = [problem for _, _, problem in parts if problem is not None]
+    if errors:
+        raise BuildError(errors[:1], "template error")
+    for bundle in result.bundles:
+        writer = BundleWriter(staging / bundle.name)
+        for name, hashes, _ in parts:
+            if name == bundle.name:
+                twice = writer.hashes.keys() & hashes.keys()
+                if twice:
+                    raise ValueError(f"two outputs for the same file: {min(twice)}")
+                writer.hashes.update(hashes)
+        writer.finish(bundle.name, bundle.tier)
+    return counts
 
 
 def template_problem(exc: TemplateError, config: Config) -> Problem:
@@ -357,18 +436,15 @@ def build(root: Path, options: Options, reporter: Reporter | None = None) -> Bui
     out = (options.out or result.config.root / "build").resolve()
     clean_stale_staging(out)
     staging = staging_folder(out)
-    counts: dict[str, int] = {}
+    workers = options.jobs or default_workers()
     try:
-        for bundle in result.bundles:
-            reporter.step(f"writing {bundle.name}")
-            writer = BundleWriter(staging / bundle.name, out / bundle.name)
-            counts[bundle.name] = write_bundle(result, bundle, writer)
-            writer.finish(bundle.name, bundle.tier)
+        reporter.step(f"writing {', '.join(b.name for b in result.bundles)}")
+        counts = write_bundles(result, staging, out, workers)
         if options.audit:
             from .audit import audit_plan
 
             reporter.step("auditing")
-            leaks = audit_plan(result, staging, options.jobs or default_workers())
+            leaks = audit_plan(result, staging, workers)
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
         swap_in(staging, out, [b.name for b in result.bundles])

@@ -149,13 +149,14 @@ def audit(folders, root) -> None:
     the bundle may not show. Exit 1 on any leak. `sitegen build` runs this automatically.
     """
     from .audit import audit_folders
+    from .markup import default_workers
 
     site_root = _site_root(root)
     paths = [Path(f) for f in folders] or sorted(p.parent for p in (site_root / "build").glob("*/manifest.json"))
     if not paths:
         raise click.UsageError("no bundle to audit: build first (sitegen build) or pass a folder like build/public")
     try:
-        leaks, notes = audit_folders(site_root, paths)
+        leaks, notes = audit_folders(site_root, paths, default_workers())
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     except BuildError as exc:

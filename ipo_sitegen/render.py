@@ -33,6 +33,7 @@ def make_environment(config: Config) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # one environment per build: templates do not change under it
     )
     return env
 

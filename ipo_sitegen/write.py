@@ -34,6 +34,7 @@ class BundleWriter:
         self.in_place_updates = existing is not None
         self.previous = previous if previous is not None and previous.is_dir() else None
         folder.mkdir(parents=True, exist_ok=True)
+        self._folders: set[Path] = {folder}  # made already: one mkdir per folder, not per file
 
     @classmethod
     def in_place(cls, folder: Path) -> "BundleWriter":
@@ -54,7 +55,9 @@ class BundleWriter:
         self.written.add(clean)
         payload = data.encode("utf-8") if isinstance(data, str) else data
         target = self.folder / clean
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self._folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(target.parent)
         if self.in_place_updates:  # a server may be reading it: replace it whole
             temporary = target.with_name(f".{target.name}.sitegen-tmp")
             temporary.write_bytes(payload)

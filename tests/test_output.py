@@ -26,6 +26,7 @@ from helpers import (
     parse_links,
     read_tree,
     resolve_in_bundle,
+    run,
     sha256,
 )
 
@@ -77,8 +78,9 @@ def test_two_builds_of_the_same_tree_are_byte_identical(tmp_path):
 
 
 def test_serial_and_parallel_builds_into_other_folders_are_byte_identical(tmp_path):
-    site = many_pages_site(tmp_path)
-    copy = many_pages_site(tmp_path, name="checkout-2")  # the same commit checked out elsewhere
+    # Large enough that rendering, writing and the audit all use worker processes.
+    site = many_pages_site(tmp_path, count=540)
+    copy = many_pages_site(tmp_path, count=540, name="checkout-2")  # the same commit checked out elsewhere
     build_ok(site, "--jobs", "1", "--out", str(tmp_path / "serial"))
     build_ok(copy, "--jobs", "2", "--out", str(tmp_path / "parallel"))
 
@@ -88,6 +90,21 @@ def test_serial_and_parallel_builds_into_other_folders_are_byte_identical(tmp_pa
     assert "internal/bulk/page-059/index.html" in serial
     assert serial == parallel
     assert not (site / "build").exists()
+
+
+def test_the_audit_over_worker_processes_finds_a_leak_in_any_file(tmp_path):
+    site = many_pages_site(tmp_path, count=540)
+    build_ok(site, "--jobs", "2")
+    files = sorted((site / "build/public/bulk").rglob("index.html"))
+    assert len(files) > 150
+    for victim in (files[0], files[len(files) // 2], files[-1]):  # whichever worker's share they fall in
+        original = victim.read_text(encoding="utf-8")
+        victim.write_text(original.replace("</main>", "<p>Staff note 7.</p></main>"), encoding="utf-8")
+        result = run(["audit", "--root", str(site)])  # every bundle: enough files for worker processes
+        assert result.exit_code == 1, result.output
+        where = victim.relative_to(site / "build").as_posix()
+        assert f'{where}: error: LEAK: text of content/bulk/page-007.md' in result.output, result.output
+        victim.write_text(original, encoding="utf-8")
 
 
 # -- Pretty, relative, relocatable -------------------------------------------------------------
