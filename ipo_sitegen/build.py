@@ -17,7 +17,7 @@ import time
 import traceback
 from collections import defaultdict
 from dataclasses import astuple, dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from .content import Page, Site
 from .discover import RESERVED_ROOT, discover
 from .errors import BuildError, Problem, Problems, UsageError
 from .gate import Gate
-from .history import History, history_problems, read_git
+from .history import GitLog, History, history_problems, read_git
 from .markup import LinkIndex, Rendered, default_workers, pygments_css, render_all
 from .nav import Navigation
 from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
@@ -61,8 +61,15 @@ class Plan:
     bundles: list[Bundle]
     problems: Problems
     rendered: dict[tuple[str, str], Rendered] = field(default_factory=dict)  # (source, bundle) -> body
+    renders: dict[str, Rendered] = field(default_factory=dict)  # render key -> body
     attachments: dict[str, set[str]] = field(default_factory=dict)  # bundle -> attachment sources
-    history: History | None = None
+    log: GitLog | None = None
+
+    @cached_property
+    def history(self) -> History | None:
+        """The history views, made when first asked for: `serve` keeps the last ones while the
+        commits and the pages' titles and places stay the same."""
+        return History(self.config, self.site, self.gate, self.log) if self.log is not None else None
 
 
 def build_date() -> date:
@@ -119,8 +126,11 @@ def _check_static(config: Config, site: Site, problems: Problems) -> None:
             problems.error(path, None, f"'{name}' is a file the generator writes itself", "rename or move the static file (e.g. into static/files/)")
 
 
-def plan(root: Path, options: Options, reporter: Reporter | None = None) -> Plan:
-    """Read, gate and render the site; raise BuildError with every problem when it has errors."""
+def plan(root: Path, options: Options, reporter: Reporter | None = None, known: dict[str, Rendered] | None = None) -> Plan:
+    """Read, gate and render the site; raise BuildError with every problem when it has errors.
+
+    `known` are the bodies of an earlier plan by render key (`serve` keeps them in memory: cheaper
+    than the cache on disk); like the cache, they are used only where they are still valid."""
     reporter = reporter or Reporter(quiet=True)
     config, site, gate, problems = read_site(root, options.drafts)
     bundles = _select(config, options.bundles)
@@ -128,7 +138,7 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None) -> Plan
     reporter.step("reading git history")
     log = read_git(config.root)
     history_problems(log, site, config, problems)
-    result.history = History(config, site, gate, log)
+    result.log = log
 
     # Render each distinct gated text once, whichever bundles share it.
     jobs: dict[str, tuple[str, str, str]] = {}
@@ -141,7 +151,11 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None) -> Plan
             keys[(page.source, bundle.name)] = key
     index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
     cache = RenderCache(config.root) if options.cache else None
-    rendered = {k: v for k, v in (cache.get_many(sorted(jobs)) if cache else {}).items() if still_valid(v, jobs[k][1], index)}
+    found = {k: known[k] for k in jobs if k in known} if known else {}
+    missing = sorted(k for k in jobs if k not in found)
+    if cache and missing:
+        found.update(cache.get_many(missing))
+    rendered = {k: v for k, v in found.items() if still_valid(v, jobs[k][1], index)}
     todo = sorted(job for key, job in jobs.items() if key not in rendered)
     reporter.step(f"rendering {len(todo)} of {len(jobs)} distinct texts for {len(keys)} pages ({len(rendered)} cached)")
     fresh = render_all(todo, index, options.jobs or default_workers())
@@ -152,6 +166,7 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None) -> Plan
             cache.keep_only(set(jobs))
         cache.close()
     result.rendered = {pair: rendered[key] for pair, key in keys.items()}
+    result.renders = rendered
 
     reported: set[tuple[str, str, str]] = set()
     for (source, bundle_name), body in sorted(result.rendered.items()):

@@ -58,15 +58,15 @@ class LiveBuild:
                 changed.add(Path(path).resolve().relative_to(self.root).as_posix())
             except ValueError:
                 continue
-        new = plan(self.root, self.options)
+        new = plan(self.root, self.options, known=self.last.renders)
         facts = facts_of(new)
-        head_changed = (new.history.log.head if new.history else None) != (self.last.history.log.head if self.last.history else None)
+        head_changed = (new.log.head if new.log else None) != (self.last.log.head if self.last.log else None)
         work = affected(self.facts, facts, changed, head_changed)
         if work.full or [b.name for b in new.bundles] != [b.name for b in self.last.bundles]:
             self.full()
             return Work(full=True)
         old = self.last
-        if not head_changed and not work.lists and not work.labels and old.history is not None:
+        if not head_changed and not work.lists and not work.labels and old.log is not None:
             new.history = old.history  # same commits, same titles and places: the same history views
         written: dict[str, list[str]] = {}
         for bundle in new.bundles:

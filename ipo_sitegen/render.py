@@ -24,7 +24,16 @@ from .nav import Navigation
 
 
 def make_environment(config: Config) -> Environment:
-    loaders = [FileSystemLoader(str(config.templates_dir))] if config.templates_dir.is_dir() else []
+    """The theme's Jinja2 environment, shared while the site's templates stay the same (compiling
+    the theme costs more than rendering a page: `serve` would pay it on every keystroke)."""
+    folder = config.templates_dir
+    state = tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*") if p.is_file())) if folder.is_dir() else ()
+    return _environment(folder, state)
+
+
+@lru_cache(maxsize=4)
+def _environment(templates_dir: Path, state: tuple) -> Environment:
+    loaders = [FileSystemLoader(str(templates_dir))] if templates_dir.is_dir() else []
     loaders.append(PackageLoader("ipo_sitegen", "theme/templates"))
     env = Environment(
         loader=ChoiceLoader(loaders),
