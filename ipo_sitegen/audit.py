@@ -19,6 +19,7 @@ import hashlib
 import html
 import json
 import multiprocessing
+import os
 import re
 import signal
 import unicodedata
@@ -461,7 +462,13 @@ _PHRASE_END = " " + _SPLIT + " "
 
 
 def _bundle_files(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """Every file under `folder` (os.walk: pathlib's rglob is ten times slower on a large bundle)."""
+    found = []
+    for here, _, files in os.walk(folder):
+        prefix = os.path.relpath(here, folder).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
+        found += [prefix + name for name in files]  # (a bundle holds no links: the writer makes none)
+    return sorted(found)
 
 
 ScanJob = tuple[Path, Bundle, Fingerprints, list[str]]  # folder, bundle, its fingerprints, the files to scan

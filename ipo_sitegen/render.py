@@ -78,11 +78,13 @@ class ThemeRenderer:
         return {"title": self.config.title, "language": self.config.language, "bundle": self.bundle.name,
                 "tier": self.bundle.tier, "tiers": self.config.tiers, "base_url": self.bundle.base_url}
 
-    def view(self, page: Page, here: str) -> PageView:
+    def view(self, page: Page, here: str, labels: bool = False) -> PageView:
+        """With `labels` (the page being written), its labels' links too: lists never show them,
+        and a sidebar has dozens of entries."""
         return PageView(
             title=page.title, href=relative_url(here, page.url), summary=page.summary,
             tier=self.config.tiers[page.rank], locked=page.rank > 0,
-            labels=[(label, relative_url(here, label_url(label))) for label in page.labels],
+            labels=[(label, relative_url(here, label_url(label))) for label in page.labels] if labels else [],
         )
 
     def common(self, here: str, title: str) -> dict[str, Any]:
@@ -100,7 +102,7 @@ class ThemeRenderer:
         previous, following = self.nav.neighbours(page)
         context = self.common(here, page.title)
         context.update(
-            page=self.view(page, here),
+            page=self.view(page, here, labels=True),
             content=Markup(content),
             toc=toc,
             breadcrumbs=[self.view(p, here) for p in self.nav.ancestors(page)],
