@@ -183,6 +183,7 @@ class Secrets:
         self.by_rank: dict[int, dict[int, tuple[str, str]]] = {}
         self.short: dict[int, tuple[int, int]] = {}  # whole phrase shorter than SHINGLE -> (start key, length)
         self._found: dict[str, set[int]] = {}  # allowed text -> the phrase hashes in it
+        self._theme: set[int] | None = None
         self._targets: dict[str, tuple[str, ...]] = {}
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
         lowest = min((b.rank for b in config.bundles), default=0)  # what the least restricted bundle sees is no secret
@@ -251,11 +252,14 @@ class Secrets:
         return phrases
 
     def _found_in(self, text: str) -> set[int]:
-        """Every secret phrase (of any bundle) that occurs in `text`, memoised: most allowed texts
-        are the same in every bundle."""
+        """Every secret phrase (of any bundle) that a bundle showing `text` shows, as readers see it
+        and, where its source lines differ (diffs show source), as written. Memoised: most allowed
+        texts are the same in every bundle."""
         found = self._found.get(text)
         if found is None:
-            found = set().union(*self._matcher._hits(self._ids(tokens(text))).values())
+            found = set()
+            for form in (visible_words(text), _marked_up_lines(text)):
+                found.update(*self._matcher._hits(self._ids(tokens(form))).values())
             self._found[text] = found
         return found
 
@@ -291,8 +295,7 @@ class Secrets:
                         files.add(target)
                 elif target in site.pages:
                     texts.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
-        forms = [form for text in texts for form in (visible_words(text), _marked_up_lines(text))]
-        return [_theme_text(), *forms], files  # the theme's files as they are: its scripts are no Markdown
+        return texts, files
 
     def _fingerprints(self, phrases: dict[int, tuple[str, str]]) -> Fingerprints:
         prints = Fingerprints(vocab=self.vocab, phrases=phrases)
@@ -310,8 +313,10 @@ class Secrets:
         texts, files = self._allowed(bundle)
         phrases = self._above(bundle.rank)
         if phrases:  # else there is nothing to strike out
-            for text in texts:
-                for key in self._found_in(text):
+            if self._theme is None:  # the theme's files as they are: its scripts are no Markdown
+                self._theme = set().union(*self._matcher._hits(self._ids(tokens(_theme_text()))).values())
+            for found in (self._theme, *map(self._found_in, texts)):
+                for key in found:
                     phrases.pop(key, None)
         prints = self._fingerprints(phrases)
         attachments = self.site.attachments
