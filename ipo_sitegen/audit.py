@@ -466,7 +466,7 @@ class Scanner:
 _PHRASE_END = " " + _SPLIT + " "
 
 
-def _bundle_files(folder: Path) -> list[str]:
+def bundle_files(folder: Path) -> list[str]:
     """Every file under `folder` (os.walk: pathlib's rglob is ten times slower on a large bundle)."""
     found = []
     for here, _, files in os.walk(folder):
@@ -523,11 +523,10 @@ def scan_bundles(jobs: list[ScanJob], workers: int = 1) -> list[Leak]:
     return sorted(leaks, key=lambda leak: (leak.bundle, leak.file, leak.origin, leak.kind))
 
 
-def audit_plan(plan, staging: Path, workers: int = 1) -> list[Leak]:
-    """Audit every bundle just written under `staging` by `build`."""
+def bundle_fingerprints(plan) -> dict[str, Fingerprints]:
+    """The fingerprints of every bundle of a build's plan, by bundle name."""
     secrets = Secrets(plan.config, plan.site, plan.gate, plan.history)
-    jobs = [(staging / b.name, b, secrets.for_bundle(b), _bundle_files(staging / b.name)) for b in plan.bundles]
-    return scan_bundles(jobs, workers)
+    return {bundle.name: secrets.for_bundle(bundle) for bundle in plan.bundles}
 
 
 def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[list[Leak], list[str]]:
@@ -558,5 +557,5 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[li
             name = path.relative_to(folder).as_posix()
             if name != "manifest.json" and name not in listed:
                 notes.append(f"{folder.name}/{name}: not in manifest.json (added after the build)")
-        jobs.append((folder, bundle, secrets.for_bundle(bundle), _bundle_files(folder)))
+        jobs.append((folder, bundle, secrets.for_bundle(bundle), bundle_files(folder)))
     return scan_bundles(jobs, workers), notes

@@ -17,13 +17,15 @@ import time
 import traceback
 from collections import defaultdict
 from dataclasses import astuple, dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from . import links
+from .audit import bundle_files, bundle_fingerprints, scan_bundles
 from .cache import CACHE_DIR, RenderCache, render_key, still_valid
 from .changes import ChangeViews, change_url, history_url
 from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
@@ -369,18 +371,24 @@ def _write_part(task: tuple[str, int, int]) -> tuple[str, dict[str, str], Proble
 PARALLEL_PAGES = 400  # below this many pages in all bundles, one process writes everything
 
 
-def write_bundles(result: Plan, staging: Path, out: Path, workers: int) -> dict[str, int]:
-    """Write every selected bundle under `staging` with its manifest; return the pages per bundle.
+T = TypeVar("T")
+
+
+def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
+                  meanwhile: Callable[[], T] = lambda: None) -> tuple[dict[str, int], T]:
+    """Write every selected bundle under `staging` with its manifest; return the pages per bundle
+    and what `meanwhile` returns.
 
     A large site is written by forked processes: each bundle's pages (with their history) in
-    `workers` shares, and its lists, feeds and search index as one more part."""
+    `workers` shares, and its lists, feeds and search index as one more part; `meanwhile` runs in
+    this process while they write (the audit prepares its fingerprints there)."""
     counts = {b.name: len(result.gate.pages_for(b)) for b in result.bundles}
     if workers <= 1 or sum(counts.values()) < PARALLEL_PAGES:
         for bundle in result.bundles:
             writer = BundleWriter(staging / bundle.name, out / bundle.name)
             BundleOutput(result, bundle, writer).everything()
             writer.finish(bundle.name, bundle.tier)
-        return counts
+        return counts, meanwhile()
     global _writing
     if result.history is not None:
         for bundle in result.bundles:
@@ -389,7 +397,9 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int) -> dict[
     _writing = (result, staging, out)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_write_part, tasks, chunksize=1)
+            pending = pool.map_async(_write_part, tasks, chunksize=1)
+            extra = meanwhile()
+            parts = pending.get()
     finally:
         _writing = None
     errors = [problem for _, _, problem in parts if problem is not None]
@@ -404,7 +414,7 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int) -> dict[
                     raise ValueError(f"two outputs for the same file: {min(twice)}")
                 writer.hashes.update(hashes)
         writer.finish(bundle.name, bundle.tier)
-    return counts
+    return counts, extra
 
 
 def template_problem(exc: TemplateError, config: Config) -> Problem:
@@ -454,12 +464,11 @@ def build(root: Path, options: Options, reporter: Reporter | None = None) -> Bui
     workers = options.jobs or default_workers()
     try:
         reporter.step(f"writing {', '.join(b.name for b in result.bundles)}")
-        counts = write_bundles(result, staging, out, workers)
-        if options.audit:
-            from .audit import audit_plan
-
+        fingerprints = partial(bundle_fingerprints, result) if options.audit else lambda: None
+        counts, prints = write_bundles(result, staging, out, workers, fingerprints)
+        if prints is not None:
             reporter.step("auditing")
-            leaks = audit_plan(result, staging, workers)
+            leaks = scan_bundles([(staging / b.name, b, prints[b.name], bundle_files(staging / b.name)) for b in result.bundles], workers)
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
         swap_in(staging, out, [b.name for b in result.bundles])
