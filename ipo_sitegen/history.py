@@ -212,6 +212,22 @@ class Revision:
     blob: str
 
 
+@dataclass(frozen=True)
+class GatedText:
+    """A revision's Markdown as one tier sees it, with the link targets in it: found once, because
+    the same text is checked against every bundle that sees it."""
+
+    text: str
+    hrefs: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str) -> GatedText:
+        return cls(text, tuple(m.group(2) for m in _MD_LINK.finditer(text)) if "](" in text else ())
+
+
+_EMPTY = GatedText("", ())
+
+
 @dataclass
 class Snapshot:
     """What a file said at one revision (None values: not parsable), with its gated views."""
@@ -221,17 +237,17 @@ class Snapshot:
     draft: bool
     page: Page | None
     segments: list[Segment] | None = None
-    views: dict[int, str] = field(default_factory=dict)  # tier rank -> gated Markdown
+    views: dict[int, GatedText] = field(default_factory=dict)  # tier rank -> gated Markdown
 
-    def view(self, rank: int, tiers: tuple[str, ...]) -> str:
+    def view(self, rank: int, tiers: tuple[str, ...]) -> GatedText:
         if self.page is None:
-            return ""
+            return _EMPTY
         if self.segments is None:
             self.segments = parse_blocks(self.page, tiers, Problems(), self.page.source)
         if len(self.segments) == 1 and not self.segments[0].opens:
             rank = -1  # no gated block: the same text for every tier
         if rank not in self.views:
-            self.views[rank] = _normalise(source_for(self.segments, max(rank, 0)))
+            self.views[rank] = GatedText.of(_normalise(source_for(self.segments, max(rank, 0))))
         return self.views[rank]
 
 
@@ -274,8 +290,7 @@ class History:
         self._ranks: dict[tuple[str, int], int] = {}
         self._on_disk: dict[str, str] = {}
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
-        self._link_shown: dict[tuple[str, str, str], bool] = {}
-        self._links_in: dict[str, tuple[str, ...]] = {}
+        self._kept: dict[tuple[str, str], frozenset[str]] = {}
         self._follow()
 
     def _follow(self) -> None:
@@ -318,8 +333,8 @@ class History:
         snap = Snapshot(None, None, False, None)
         current = self.site.pages.get(self._on_disk.get(blob, ""))
         if text is None and current is not None:
-            # The committed version of a clean page is the file on disk: already parsed.
-            snap = Snapshot(current.title, current.audience, current.draft, current)
+            # The committed version of a clean page is the file on disk: already parsed and gated.
+            snap = Snapshot(current.title, current.audience, current.draft, current, self.gate.segments.get(current.source))
         elif text is not None:
             scratch = Problems()
             split = split_front_matter(text, Path(path), scratch)
@@ -388,31 +403,30 @@ class History:
         """(commit, subject) of every commit whose message `bundle` may not show (for the audit)."""
         return [(c.sha[:12], c.subject) for i, c in enumerate(self.log.commits) if self.message_rank(i) > bundle.rank]
 
-    def _shown_in(self, folder: str, href: str, bundle: Bundle) -> bool:
-        """May a diff in `bundle` keep this link target? (Memoised: the same links recur in every revision.)"""
-        key = (folder, href, bundle.name)
-        if key not in self._link_shown:
+    def _kept_in(self, folder: str, href: str) -> frozenset[str]:
+        """The bundles whose diffs may keep this link target. Decided for every bundle at once, once
+        per folder and href: the same links recur in every revision of a page and in every bundle."""
+        key = (folder, href)
+        if key not in self._kept:
             marker, source = resolve_target(folder, href, self._index)
             page = self.site.pages.get(source) if marker else None
             attachment = self.site.attachments.get(source) if marker else None
-            self._link_shown[key] = bool(
-                (page is not None and self.gate.visible(page, bundle))
+            self._kept[key] = frozenset(
+                bundle.name for bundle in self.config.bundles
+                if (page is not None and self.gate.visible(page, bundle))
                 or (attachment is not None and self.gate.attachment_allowed(attachment, bundle))
                 or (marker is None and _EXTERNAL.match(href)))
-        return self._link_shown[key]
+        return self._kept[key]
 
-    def _redact(self, text: str, path: str, bundle: Bundle) -> str:
+    def _redact(self, gated: GatedText, path: str, bundle: Bundle) -> str:
         """Diffs show Markdown source: a link to a page the bundle does not hold loses its target
         (the author's words stay), so no path or anchor of a restricted page reaches it."""
-        if "](" not in text:
-            return text
+        if not gated.hrefs:
+            return gated.text
         folder = posixpath.dirname(path)
-        hrefs = self._links_in.get(text)
-        if hrefs is None:
-            hrefs = self._links_in[text] = tuple(m.group(2) for m in _MD_LINK.finditer(text))
-        if all(self._shown_in(folder, href, bundle) for href in hrefs):
-            return text
-        return _MD_LINK.sub(lambda m: m.group(0) if self._shown_in(folder, m.group(2), bundle) else f"{m.group(1)}🔒)", text)
+        if all(bundle.name in self._kept_in(folder, href) for href in gated.hrefs):
+            return gated.text
+        return _MD_LINK.sub(lambda m: m.group(0) if bundle.name in self._kept_in(folder, m.group(2)) else f"{m.group(1)}🔒)", gated.text)
 
     # -- one bundle's view ------------------------------------------------------------------
     def changes_for(self, bundle: Bundle) -> dict[str, list[Change]]:
