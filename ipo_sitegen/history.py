@@ -231,24 +231,26 @@ _EMPTY = GatedText("", ())
 
 @dataclass
 class Snapshot:
-    """What a file said at one revision (None values: not parsable), with its gated views."""
+    """What a file said at one revision, with its gated views (title None: no readable front matter,
+    not a page). Only what the views need is kept, not the text: every revision is held at once."""
 
     title: str | None
-    audience: str | None
-    draft: bool
-    page: Page | None
-    segments: list[Segment] | None = None
-    views: dict[int, GatedText] = field(default_factory=dict)  # tier rank -> gated Markdown
+    audience: str | None = None
+    draft: bool = False
+    segments: list[Segment] | None = None  # kept only if the text has gated blocks
+    views: dict[int, GatedText] = field(default_factory=dict)  # tier rank -> view; -1: the view for every tier
 
-    def view(self, rank: int, tiers: tuple[str, ...]) -> GatedText:
-        if self.page is None:
-            return _EMPTY
+    @classmethod
+    def of(cls, title: str, audience: str | None, draft: bool, segments: list[Segment]) -> Snapshot:
+        if len(segments) == 1 and not segments[0].opens:  # no gated block: the same text for every tier
+            return cls(title, audience, draft, None, {-1: GatedText.of(_normalise(source_for(segments, 0)))})
+        return cls(title, audience, draft, segments)
+
+    def view(self, rank: int) -> GatedText:
         if self.segments is None:
-            self.segments = parse_blocks(self.page, tiers, Problems(), self.page.source)
-        if len(self.segments) == 1 and not self.segments[0].opens:
-            rank = -1  # no gated block: the same text for every tier
+            return self.views.get(-1, _EMPTY)
         if rank not in self.views:
-            self.views[rank] = GatedText.of(_normalise(source_for(self.segments, max(rank, 0))))
+            self.views[rank] = GatedText.of(_normalise(source_for(self.segments, rank)))
         return self.views[rank]
 
 
@@ -328,29 +330,32 @@ class History:
         return marks[1][i] if i >= 0 else None
 
     def snapshot(self, blob: str, path: str) -> Snapshot:
-        if blob in self._snapshots:
-            return self._snapshots[blob]
+        snap = self._snapshots.get(blob)
+        if snap is None:
+            snap = self._snapshots[blob] = self._read_snapshot(blob, path)
+        return snap
+
+    def _read_snapshot(self, blob: str, path: str) -> Snapshot:
         text = self.log.blobs.get(blob)
-        snap = Snapshot(None, None, False, None)
         current = self.site.pages.get(self._on_disk.get(blob, ""))
         if text is None and current is not None:
             # The committed version of a clean page is the file on disk: already parsed and gated.
-            snap = Snapshot(current.title, current.audience, current.draft, current, self.gate.segments.get(current.source))
-        elif text is not None:
-            scratch = Problems()
-            split = split_front_matter(text, Path(path), scratch)
-            data = None
-            if split:
-                data = quick_front_matter(split[0])
-                if data is None:
-                    parsed = parse_front_matter(split[0], Path(path), scratch)
-                    data = parsed[0] if parsed else None
-            if split and data is not None:
-                page = Page(source=path, title=str(data.get("title", "")), body=split[1], body_line=split[2])
-                audience = data.get("audience") if isinstance(data.get("audience"), str) else None
-                snap = Snapshot(page.title, audience, data.get("draft") is True, page)
-        self._snapshots[blob] = snap
-        return snap
+            return Snapshot.of(current.title, current.audience, current.draft, self.gate.segments[current.source])
+        if text is None:
+            return Snapshot(None)
+        scratch = Problems()
+        split = split_front_matter(text, Path(path), scratch)
+        if not split:
+            return Snapshot(None)
+        data = quick_front_matter(split[0])
+        if data is None:
+            parsed = parse_front_matter(split[0], Path(path), scratch)
+            if not parsed:
+                return Snapshot(None)
+            data = parsed[0]
+        page = Page(source=path, title=str(data.get("title", "")), body=split[1], body_line=split[2])
+        audience = data.get("audience") if isinstance(data.get("audience"), str) else None
+        return Snapshot.of(page.title, audience, data.get("draft") is True, parse_blocks(page, self.config.tiers, scratch, path))
 
     def rank_at(self, path: str, index: int, blob: str | None = None) -> int:
         """The effective tier rank of the page at `path` just after commit `index` (gate's rule)."""
@@ -443,10 +448,10 @@ class History:
             changes: list[Change] = []
             for revision in self.lineage.get(page.source, []):
                 snap = self.snapshot(revision.blob, revision.path)
-                if snap.page is None or (snap.draft and not self.gate.drafts) or self.rank_at(revision.path, revision.index, revision.blob) > bundle.rank:
+                if snap.title is None or (snap.draft and not self.gate.drafts) or self.rank_at(revision.path, revision.index, revision.blob) > bundle.rank:
                     previous = None
                     continue
-                view = (snap.title or page.title, self._redact(snap.view(bundle.rank, self.config.tiers), revision.path, bundle))
+                view = (snap.title or page.title, self._redact(snap.view(bundle.rank), revision.path, bundle))
                 if view == previous:
                     continue  # nothing this bundle can see changed
                 message = revision.commit.subject if self.message_rank(revision.index) <= bundle.rank else None
