@@ -424,42 +424,50 @@ class History:
                 or (marker is None and _EXTERNAL.match(href)))
         return self._kept[key]
 
-    def _redact(self, gated: GatedText, path: str, bundle: Bundle) -> str:
+    def _redact(self, gated: GatedText, folder: str, bundle: Bundle) -> str:
         """Diffs show Markdown source: a link to a page the bundle does not hold loses its target
         (the author's words stay), so no path or anchor of a restricted page reaches it."""
         if not gated.hrefs:
             return gated.text
-        folder = posixpath.dirname(path)
         if all(bundle.name in self._kept_in(folder, href) for href in gated.hrefs):
             return gated.text
         return _MD_LINK.sub(lambda m: m.group(0) if bundle.name in self._kept_in(folder, m.group(2)) else f"{m.group(1)}🔒)", gated.text)
 
-    # -- one bundle's view ------------------------------------------------------------------
+    # -- each bundle's view ------------------------------------------------------------------
     def changes_for(self, bundle: Bundle) -> dict[str, list[Change]]:
-        """Each visible page's changes as `bundle` may see them, oldest first (computed once)."""
-        if bundle.name not in self._views:
-            self._views[bundle.name] = self._changes_for(bundle, self.gate.pages_for(bundle))
+        """Each visible page's changes as `bundle` may see them, oldest first (computed once, for
+        every configured bundle in the same walk)."""
+        if not self._views:
+            self._views = self._walk()
         return self._views[bundle.name]
 
-    def _changes_for(self, bundle: Bundle, pages: list[Page]) -> dict[str, list[Change]]:
-        result: dict[str, list[Change]] = {}
-        for page in pages:
-            previous: tuple[str, str] | None = None
-            changes: list[Change] = []
-            for revision in self.lineage.get(page.source, []):
+    def _walk(self) -> dict[str, dict[str, list[Change]]]:
+        """One walk over each page's revisions for all bundles: what a revision was (its front
+        matter, its tier then, its folder) is worked out once, whichever bundles may see it."""
+        views: dict[str, dict[str, list[Change]]] = {bundle.name: {} for bundle in self.config.bundles}
+        for source, page in sorted(self.site.pages.items()):
+            readers = [bundle for bundle in self.config.bundles if self.gate.visible(page, bundle)]
+            if not readers:
+                continue
+            previous: dict[str, tuple[str, str]] = {}  # bundle -> the (title, text) it showed last
+            for revision in self.lineage.get(source, []):
                 snap = self.snapshot(revision.blob, revision.path)
-                if snap.title is None or (snap.draft and not self.gate.drafts) or self.rank_at(revision.path, revision.index, revision.blob) > bundle.rank:
-                    previous = None
-                    continue
-                view = (snap.title or page.title, self._redact(snap.view(bundle.rank), revision.path, bundle))
-                if view == previous:
-                    continue  # nothing this bundle can see changed
-                message = revision.commit.subject if self.message_rank(revision.index) <= bundle.rank else None
-                changes.append(Change(page, revision.commit, view[0], view[1], previous[1] if previous else None, message))
-                previous = view
-            if changes:
-                result[page.source] = changes
-        return result
+                shown = snap.title is not None and not (snap.draft and not self.gate.drafts)
+                rank = self.rank_at(revision.path, revision.index, revision.blob) if shown else len(self.config.tiers)
+                folder = posixpath.dirname(revision.path)
+                for bundle in readers:
+                    if rank > bundle.rank:
+                        previous.pop(bundle.name, None)
+                        continue
+                    view = (snap.title or page.title, self._redact(snap.view(bundle.rank), folder, bundle))
+                    last = previous.get(bundle.name)
+                    if view == last:
+                        continue  # nothing this bundle can see changed
+                    message = revision.commit.subject if self.message_rank(revision.index) <= bundle.rank else None
+                    change = Change(page, revision.commit, view[0], view[1], last[1] if last else None, message)
+                    views[bundle.name].setdefault(source, []).append(change)
+                    previous[bundle.name] = view
+        return views
 
 
 def history_problems(log: GitLog, site: Site, config: Config, problems: Problems) -> None:
