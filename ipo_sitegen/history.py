@@ -255,10 +255,12 @@ class Snapshot:
 
 
 def _normalise(text: str) -> str:
-    """Blank-line runs left by removed blocks must not count as a change."""
+    """Blank-line runs left by removed blocks must not count as a change, nor blank lines around the text."""
     if "\n\n\n" in text:
         text = _BLANKS.sub("\n\n", text)
-    return text.strip() + "\n"
+    text = text.lstrip()
+    # text.rstrip() + "\n", without a second copy of the many texts that already end so
+    return text if text.endswith("\n") and not text[-2:-1].isspace() else text.rstrip() + "\n"
 
 
 @dataclass(frozen=True)
