@@ -35,6 +35,7 @@ from .markup import LinkIndex, resolve_target
 CACHE_DIR = ".sitegen-cache"
 FORMAT = "%x1e%H%x1f%at%x1f%aN%x1f%s%x1f"
 _NULL_BLOB = "0" * 40
+_FRONT_MATTER_SPAN = 1024  # characters
 _PIPE_BUFFER = 1 << 16  # reads of git's output: few system calls, and the same memory reused
 _BLANKS = re.compile(r"\n\n\n+")  # not \n{3,}: a literal prefix lets the regex engine skip ahead, ~15x faster
 _MD_LINK = re.compile(r"(\]\()\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -254,6 +255,18 @@ class Snapshot:
         return self.views[rank]
 
 
+def _split_front_matter(text: str, path: Path, problems: Problems) -> tuple[str, str, int] | None:
+    """discover's `split_front_matter`, asked about the first lines only when the front matter closes
+    there. It splits the whole text into lines and joins the body again, for each of thousands of
+    revisions; but the lines up to the closing '---' alone decide its answer, and the body is the rest."""
+    cut = text.find("\n", _FRONT_MATTER_SPAN) + 1  # a line boundary past the usual front matter
+    head = split_front_matter(text[:cut], path, Problems()) if cut else None
+    if head is None:
+        return split_front_matter(text, path, problems)
+    yaml_text, body, body_line = head
+    return yaml_text, text[cut - len(body) :], body_line
+
+
 def _normalise(text: str) -> str:
     """Blank-line runs left by removed blocks must not count as a change, nor blank lines around the text."""
     if "\n\n\n" in text:
@@ -346,7 +359,7 @@ class History:
         if text is None:
             return Snapshot(None)
         scratch = Problems()
-        split = split_front_matter(text, Path(path), scratch)
+        split = _split_front_matter(text, Path(path), scratch)
         if not split:
             return Snapshot(None)
         data = quick_front_matter(split[0])
