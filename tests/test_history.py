@@ -272,3 +272,15 @@ def test_front_matter_read_from_the_first_lines_agrees_with_discover(span: int, 
         ours, theirs = Problems(), Problems()
         assert history._split_front_matter(text, Path("p.md"), ours) == split_front_matter(text, Path("p.md"), theirs)
         assert [p.message for p in ours.items] == [p.message for p in theirs.items]
+
+
+def test_normalised_view_is_the_plain_rule() -> None:
+    """Blank-line runs collapse and the text is stripped to end in one newline, whatever the whitespace."""
+    import random
+
+    from ipo_sitegen.history import _normalise
+
+    rng = random.Random(7)
+    for _ in range(20000):
+        text = "".join(rng.choice(["a", "\n", " ", "\t", "\u00a0", "\u2003", "\x85", "\r"]) for _ in range(rng.randint(0, 9)))
+        assert _normalise(text) == re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
