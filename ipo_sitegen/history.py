@@ -35,7 +35,7 @@ from .markup import LinkIndex, resolve_target
 CACHE_DIR = ".sitegen-cache"
 FORMAT = "%x1e%H%x1f%at%x1f%aN%x1f%s%x1f"
 _NULL_BLOB = "0" * 40
-_FRONT_MATTER_SPAN = 1024  # characters
+_FRONT_MATTER_SPAN = 1024  # characters of a text in which its front matter usually closes (if not: split whole)
 _PIPE_BUFFER = 1 << 16  # reads of git's output: few system calls, and the same memory reused
 _BLANKS = re.compile(r"\n\n\n+")  # not \n{3,}: a literal prefix lets the regex engine skip ahead, ~15x faster
 _MD_LINK = re.compile(r"(\]\()\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -468,6 +468,7 @@ class History:
             for revision in self.lineage.get(source, []):
                 snap = self.snapshot(revision.blob, revision.path)
                 shown = snap.title is not None and not (snap.draft and not self.gate.drafts)
+                # No bundle shows a revision that was no page (no readable front matter) or a draft.
                 rank = self.rank_at(revision.path, revision.index, revision.blob) if shown else len(self.config.tiers)
                 folder = posixpath.dirname(revision.path)
                 for bundle in readers:
