@@ -250,6 +250,7 @@ class Snapshot:
     def view(self, rank: int) -> GatedText:
         if self.segments is None:
             return self.views.get(-1, _EMPTY)
+        rank = max((s.rank for s in self.segments if s.rank <= rank), default=0)  # tiers that see the same blocks share a view
         if rank not in self.views:
             self.views[rank] = GatedText.of(_normalise(source_for(self.segments, rank)))
         return self.views[rank]
