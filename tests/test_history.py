@@ -252,3 +252,35 @@ def test_history_builds_are_reproducible(story: Repo, tmp_path: Path) -> None:
     build(story.root, Options(jobs=1, out=tmp_path / "again"))
     again = {p.relative_to(tmp_path / "again"): p.read_bytes() for p in (tmp_path / "again").rglob("*") if p.is_file()}
     assert snapshot == again
+
+
+@pytest.mark.parametrize("span", [0, 3, 8, 1024])
+def test_front_matter_read_from_the_first_lines_agrees_with_discover(span: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """History reads thousands of revisions by the front matter's lines only: same answer, same problems."""
+    import random
+
+    from ipo_sitegen import history
+    from ipo_sitegen.discover import split_front_matter
+    from ipo_sitegen.errors import Problems
+
+    monkeypatch.setattr(history, "_FRONT_MATTER_SPAN", span)
+    lines = ["---", "...", "--- ", " ---", "---x", "title: A", "", "body text", "x" * 40, "\r"]
+    rng = random.Random(span)
+    for _ in range(3000):
+        text = "\n".join(rng.choice(lines) for _ in range(rng.randint(0, 10)))
+        text = ("---\n" if rng.random() < 0.7 else "") + text + ("\n" if rng.random() < 0.5 else "")
+        ours, theirs = Problems(), Problems()
+        assert history._split_front_matter(text, Path("p.md"), ours) == split_front_matter(text, Path("p.md"), theirs)
+        assert [p.message for p in ours.items] == [p.message for p in theirs.items]
+
+
+def test_normalised_view_is_the_plain_rule() -> None:
+    """Blank-line runs collapse and the text is stripped to end in one newline, whatever the whitespace."""
+    import random
+
+    from ipo_sitegen.history import _normalise
+
+    rng = random.Random(7)
+    for _ in range(20000):
+        text = "".join(rng.choice(["a", "\n", " ", "\t", "\u00a0", "\u2003", "\x85", "\r"]) for _ in range(rng.randint(0, 9)))
+        assert _normalise(text) == re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
