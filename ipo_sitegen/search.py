@@ -34,9 +34,12 @@ import json
 import posixpath
 import re
 import unicodedata
+from collections import defaultdict
 from dataclasses import dataclass, field
 from html import unescape
-from typing import Iterable, Mapping
+from itertools import compress, count, repeat
+from operator import ne, sub
+from typing import Iterable, Mapping, NamedTuple
 
 from .render import label_url, theme_static_dir
 
@@ -79,61 +82,68 @@ _SKIP_TAGS = {"script", "style", "template", "button"}
 _SKIP_CLASSES = {"headerlink", "visually-hidden", "lock", "footnote-ref", "footnote-backref"}
 
 
-@dataclass(frozen=True)
-class Block:
+class Block(NamedTuple):
     heading: bool
     text: str
 
 
 # The body comes from our own Markdown renderer, so a scanner is enough (and several times faster than
-# html.parser): comments, tags (quoted attribute values may hold ">"), and text in between.
-_MARKUP = re.compile(r"""<!--.*?-->|<(/?)([A-Za-z][\w:-]*)((?:[^>"']|"[^"]*"|'[^']*')*)>|([^<]+|<)""", re.S)
+# html.parser): comments and tags (quoted attribute values may hold ">"); the text is what lies between.
+_TAG = re.compile(r"""<(?:!--.*?-->|(/?)([A-Za-z][\w:-]*)([^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*)>)""", re.S)
 _CLASS = re.compile(r"""\bclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 _HIDDEN = re.compile(r"""\baria-hidden\s*=\s*["']?true""", re.I)
+_DECORATION = re.compile(r"""\b(?:class|aria-hidden)\s*=""", re.I)  # needed by either of the two above
+
+
+def _skipped(tag: str, attributes: str) -> bool:
+    """Whether an element holds no text for the index (see _SKIP_TAGS and _SKIP_CLASSES)."""
+    if tag in _SKIP_TAGS:
+        return True
+    if not _DECORATION.search(attributes):  # most tags: one quick look instead of two
+        return False
+    classes = _CLASS.search(attributes)
+    return bool(_HIDDEN.search(attributes)
+                or classes and _SKIP_CLASSES.intersection((classes.group(1) or classes.group(2) or classes.group(3) or "").split()))
+
+
+def _block(words: list[str], headings: int) -> Block | None:
+    text = " ".join(unescape("".join(words)).split())
+    return Block(headings > 0, text) if text else None
 
 
 def body_blocks(html: str) -> list[Block]:
     """The text of a rendered page body as blocks (headings, paragraphs, list items, cells…), in order;
     markup and decoration are dropped."""
+    parts = iter(_TAG.split(html))  # text, then (closing, tag, attributes, text) for each tag; comments have no tag
     blocks: list[Block] = []
-    words: list[str] = []
-    open_tags: list[tuple[str, bool]] = []  # (tag, skipped) of the elements we are inside
+    words = [next(parts)]
+    names: list[str] = []  # the elements we are inside, innermost last
+    skips: list[bool] = []  # for each of them: whether it is skipped
     skipping = headings = 0
-
-    def flush() -> None:
-        text = " ".join(unescape("".join(words)).split())
-        if text:
-            blocks.append(Block(headings > 0, text))
-        words.clear()
-
-    for match in _MARKUP.finditer(html):
-        closing, tag, attributes, text = match.groups()
-        if text is not None:
-            if not skipping:
-                words.append(text)
-            continue
-        if tag is None:
-            continue  # a comment
-        tag = tag.lower()
-        if tag in _BLOCKS:
-            flush()
-        if closing:
-            if any(name == tag for name, _ in open_tags):  # a stray end tag is ignored, as browsers do
-                while open_tags:
-                    name, skipped = open_tags.pop()
-                    skipping -= skipped
-                    headings -= name in _HEADINGS
-                    if name == tag:
-                        break
-        elif tag not in _VOID and not attributes.rstrip().endswith("/"):
-            classes = _CLASS.search(attributes)
-            skip = (tag in _SKIP_TAGS or bool(_HIDDEN.search(attributes))
-                    or bool(classes and _SKIP_CLASSES.intersection((classes.group(1) or classes.group(2) or classes.group(3) or "").split())))
-            open_tags.append((tag, skip))
-            skipping += skip
-            headings += tag in _HEADINGS
-    flush()
-    return blocks
+    for closing, tag, attributes, text in zip(parts, parts, parts, parts):
+        if tag is not None:
+            tag = tag.lower()
+            if tag in _BLOCKS:
+                blocks.append(_block(words, headings))
+                words.clear()
+            if closing:
+                if tag in names:  # a stray end tag is ignored, as browsers do
+                    while True:
+                        name = names.pop()
+                        skipping -= skips.pop()
+                        headings -= name in _HEADINGS
+                        if name == tag:
+                            break
+            elif tag not in _VOID and not attributes.rstrip().endswith("/"):
+                skip = _skipped(tag, attributes)
+                names.append(tag)
+                skips.append(skip)
+                skipping += skip
+                headings += tag in _HEADINGS
+        if text and not skipping:
+            words.append(text)
+    blocks.append(_block(words, headings))
+    return [block for block in blocks if block]
 
 
 def excerpt(blocks: list[Block], limit: int = SNIPPET_CHARS) -> str:
@@ -155,7 +165,7 @@ def excerpt(blocks: list[Block], limit: int = SNIPPET_CHARS) -> str:
     return text[: cut if cut > limit // 2 else limit].rstrip(" ·") + " …"
 
 
-# ---- Documents and postings ----------------------------------------------------------------------
+# ---- Documents and positions ---------------------------------------------------------------------
 @dataclass
 class Entry:
     """One page of the bundle as the index sees it."""
@@ -171,27 +181,38 @@ class Entry:
     date: int = 0  # time of the last change (Unix seconds), 0 when unknown: recency ranking
 
 
-def stream(entry: Entry, blocks: list[Block]) -> list[tuple[int, int, list[str]]]:
-    """(field, first position, words) for each field and block of a page, with a gap of one position
-    between them so that a phrase never spans two."""
-    out: list[tuple[int, int, list[str]]] = []
-    position = 0
-    texts = [(TITLE, entry.title), (SUMMARY, entry.summary), *((LABEL, label) for label in entry.labels),
-             *((HEADING if block.heading else BODY, block.text) for block in blocks)]
-    for where, text in texts:
-        words = tokenize(text)
-        if words:
-            out.append((where, position, words))
-            position += len(words) + 1
-    return out
+def fields(entry: Entry, blocks: list[Block]) -> list[tuple[int, str]]:
+    """(field, text) of a page in the order of its positions: title, summary, labels, then the body
+    block by block."""
+    return [(TITLE, entry.title), (SUMMARY, entry.summary), *((LABEL, label) for label in entry.labels),
+            *((HEADING if block.heading else BODY, block.text) for block in blocks)]
 
 
-@dataclass
-class Posting:
-    mask: int = 0
-    positions: list[int] = field(default_factory=list)
+# The words of a page are numbered as one stream, with one unused position between two fields or
+# blocks that have words. Tokenizing the page at once (rather than field by field) is what makes it
+# fast: the texts are joined with _GAP, a character that is not a word, folds to itself and is taken
+# for a token of its own; gaps with no word between them count once.
+_GAP = "\x00"
+_GAPS = re.compile(r"\x00[\W_]*\x00")
+_TOKEN_OR_GAP = re.compile(r"[^\W_]+|\x00")
+_NOT_WORD = str.maketrans({c: " " for c in map(chr, range(1, 128)) if not c.isalnum()})  # for ASCII text
 
 
+def word_stream(texts: list[str]) -> list[str]:
+    """The words of `texts` in order, _GAP between two texts that have words: a word's position is
+    its index (tokenize() of each text, numbered as described above)."""
+    if sum(map(str.count, texts, repeat(_GAP))):  # a text of ours never has one, but an author's could
+        texts = [text.replace(_GAP, " ") for text in texts]
+    text = _GAPS.sub(_GAP, fold(f" {_GAP} ".join(texts)))
+    words = text.translate(_NOT_WORD).split() if text.isascii() else _TOKEN_OR_GAP.findall(text)
+    if words and words[-1] == _GAP:  # the last texts had no words
+        del words[-1]
+    if words and words[0] == _GAP:  # nor the first ones
+        del words[0]
+    return words
+
+
+# ---- Postings ------------------------------------------------------------------------------------
 # Postings are written as one string per term: a sequence of integers in a variable-length code. The
 # last digit of an integer is one of the 32 characters of _LAST (digits and punctuation), the digits
 # before it are letters, base 52 (_MORE), most significant first; so a reader knows where an integer
@@ -204,6 +225,9 @@ class Posting:
 #   mask        where the term occurs (TITLE|HEADING|…), only when that is not just BODY
 #   count       number of positions, only when more than one
 #   positions   the first one, then each minus the one before
+#
+# Only the header depends on the bundle (its page numbers); the rest, the "tail", is computed once per
+# page text and shared by every bundle that shows that text.
 _LAST = "0123456789!#$%()*+-.:;=?@[]^{|}~"
 _MORE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _DIGIT = {char: (False, value) for value, char in enumerate(_LAST)} | {char: (True, value) for value, char in enumerate(_MORE)}
@@ -220,11 +244,18 @@ def _code(number: int) -> str:
     return "".join(reversed(digits))
 
 
-_CODES = [_code(n) for n in range(32 * 52)]  # every integer of one or two characters, precomputed
+_CODES: list[str] = []  # the code of every integer below its length: a lookup instead of a call
+
+
+def _codes(size: int) -> list[str]:
+    """_CODES, grown to hold at least the integers below `size`."""
+    if len(_CODES) < size:
+        _CODES.extend(map(_code, range(len(_CODES), max(size, 32 * 52))))
+    return _CODES
 
 
 def encode_numbers(numbers: Iterable[int]) -> str:
-    return "".join(_CODES[n] if 0 <= n < len(_CODES) else _code(n) for n in numbers)
+    return "".join(_code(n) for n in numbers)
 
 
 def decode_numbers(text: str) -> list[int]:
@@ -240,56 +271,28 @@ def decode_numbers(text: str) -> list[int]:
     return numbers
 
 
-def _number(n: int) -> str:
-    return _CODES[n] if n < 32 * 52 else _code(n)
+@dataclass
+class Posting:
+    mask: int = 0
+    positions: list[int] = field(default_factory=list)
 
 
-class PostingsWriter:
-    """Encoded postings of every term, appended page by page in increasing page order."""
-
-    def __init__(self) -> None:
-        self.terms: dict[str, tuple[list[int], list[str]]] = {}  # term -> ([last page added], encoded parts)
-
-    def add(self, term: str, doc: int, mask: int, positions: list[int]) -> None:
-        self.add_encoded(term, doc, *encode_occurrences(mask, positions))
-
-    def add_encoded(self, term: str, doc: int, flags: int, tail: str) -> None:
-        """Append a page's occurrences of `term`, already encoded but for the page-number delta."""
-        entry = self.terms.get(term)
-        if entry is None:
-            entry = self.terms[term] = ([0], [])
-        delta = doc - entry[0][0]
-        entry[0][0] = doc
-        entry[1].append(_number(delta * 4 + flags) + tail)
+def _occurrences(mask: int, positions: list[int], codes: list[str]) -> tuple[int, str]:
+    """(header flags, tail) of one term in one page; `codes` must hold the mask, count and positions."""
+    deltas = "".join(map(codes.__getitem__, map(sub, positions, [0, *positions])))
+    counted = codes[len(positions)] + deltas if len(positions) > 1 else deltas
+    return (2 if mask != BODY else 0) + (len(positions) > 1), counted if mask == BODY else codes[mask] + counted
 
 
-
-    def encoded(self) -> dict[str, str]:
-        return {term: "".join(parts) for term, (_, parts) in self.terms.items()}
-
-
-
-def encode_occurrences(mask: int, positions: list[int]) -> tuple[int, str]:
-    """(header flags, encoded rest) of one term in one page: the part that does not depend on
-    which pages came before, so it can be computed once per page and shared between bundles."""
-    if mask == BODY and len(positions) == 1:  # by far the most common case: header and position
-        return 0, _number(positions[0])
-    chunk = []
-    if mask != BODY:
-        chunk.append(_number(mask))
-    if len(positions) > 1:
-        chunk.append(_number(len(positions)))
-    last = 0
-    for position in positions:
-        chunk.append(_number(position - last))
-        last = position
-    return (2 if mask != BODY else 0) + (1 if len(positions) > 1 else 0), "".join(chunk)
-
-def encode_postings(postings: Mapping[int, Posting], term: str = "") -> str:
-    writer = PostingsWriter()
+def encode_postings(postings: Mapping[int, Posting]) -> str:
+    """The postings of one term (page number -> Posting) as the index writes them."""
+    out, last = [], 0
     for doc in sorted(postings):
-        writer.add(term, doc, postings[doc].mask, postings[doc].positions)
-    return writer.encoded().get(term, "")
+        posting = postings[doc]
+        flags, tail = _occurrences(posting.mask, posting.positions, _codes(max(posting.mask, *posting.positions) + 1))
+        out += encode_numbers([(doc - last) * 4 + flags]), tail
+        last = doc
+    return "".join(out)
 
 
 def decode_postings(text: str) -> dict[int, Posting]:
@@ -313,6 +316,71 @@ def decode_postings(text: str) -> dict[int, Posting]:
         out[doc] = Posting(mask, positions)
         i += count
     return out
+
+
+# Every term gets a number the first time a page has it, so that a bundle's postings are built in
+# lists indexed by term number rather than in a dict keyed by the term: the loop over every (page, term)
+# pair of a bundle, millions of them, is what the index costs. Numbers are given in insertion order, so
+# list(_NUMBERS) is every term by number.
+_NUMBERS: defaultdict[str, int] = defaultdict(count().__next__)
+
+
+class PageTerms(NamedTuple):
+    """Every term of one page text, by number, with its header flags and tail, in no particular order."""
+
+    numbers: tuple[int, ...]
+    flags: tuple[int, ...]
+    tails: tuple[str, ...]
+
+
+def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
+    """The terms of a page given as (field, text) in the order of fields()."""
+    words = word_stream([text for _, text in texts])
+    first: dict[str, int] = {}  # term -> its first position
+    later: defaultdict[str, list[int]] = defaultdict(list)  # term -> its other positions
+    for position in compress(count(), map(ne, map(first.setdefault, words, count()), count())):
+        later[words[position]].append(position)
+    first.pop(_GAP, None)
+    later.pop(_GAP, None)
+    outside: dict[str, int] = {}  # term -> the fields it is in outside the body
+    count_outside: defaultdict[str, int] = defaultdict(int)
+    for where, text in texts:
+        if where != BODY:
+            for word in tokenize(text):
+                outside[word] = outside.get(word, 0) | where
+                count_outside[word] += 1
+    # Most terms are in the body only, once: their tail is their position. Most others are there twice.
+    codes = _codes(len(words) + 1)
+    tails = dict(zip(first, map(codes.__getitem__, first.values())))
+    flags = dict.fromkeys(first, 0)
+    for word, positions in later.items():
+        if word in outside:
+            continue
+        if len(positions) == 1:
+            flags[word], tails[word] = 1, codes[2] + tails[word] + codes[positions[0] - first[word]]
+        else:
+            flags[word], tails[word] = _occurrences(BODY, [first[word], *positions], codes)
+    for word, mask in outside.items():
+        positions = [first[word], *later.get(word, ())]
+        also_body = BODY if len(positions) > count_outside[word] else 0
+        flags[word], tails[word] = _occurrences(mask | also_body, positions, codes)
+    return PageTerms(tuple(map(_NUMBERS.__getitem__, tails)), tuple(flags.values()), tuple(tails.values()))
+
+
+def postings(pages: list[PageTerms]) -> dict[str, str]:
+    """The encoded postings of every term of `pages`, page number = index in the list.
+
+    This is the one loop over every (page, term) pair of a bundle: keep it to a few steps."""
+    codes = _codes(4 * len(pages) + 4)
+    last = [0] * len(_NUMBERS)  # term number -> 4 × the last page that has the term
+    entries: list[list[str]] = [[] for _ in last]  # term number -> header, tail, header, tail…
+    for page4, page in zip(count(0, 4), pages):
+        for number, flags, tail in zip(page.numbers, page.flags, page.tails):
+            entry = entries[number]
+            entry.append(codes[page4 + flags - last[number]])
+            entry.append(tail)
+            last[number] = page4
+    return {term: "".join(entry) for term, entry in zip(_NUMBERS, entries) if entry}
 
 
 # ---- Shards --------------------------------------------------------------------------------------
@@ -379,36 +447,35 @@ class SearchIndex:
     terms: int
 
 
-_ANALYSED: dict[str, tuple[list[tuple[str, int, str]], str]] = {}
+# What a page contributes, memoised in two steps, both by content: the text of a finalised body (the
+# same page in several bundles often has the same body), then the terms of a page text. Bodies that
+# differ only in markup, as they do between bundles (a link to a page another bundle holds is locked),
+# have the same text: the terms are worked out once for all bundles (and for unchanged pages under `serve`).
+_MEMO_SIZE = 50_000  # pages (and 20 times as many term numbers) kept between bundles
+_BODIES: dict[str, tuple[Block, ...]] = {}
+_PAGES: dict[tuple, tuple[PageTerms, str]] = {}
 
 
-def analyse(entry: Entry, snippet_chars: int) -> tuple[list[tuple[str, int, str]], str]:
-    """A page's encoded term occurrences and snippet text, memoised by content: the same page in
-    several bundles (and unchanged pages under `serve`) is analysed once."""
-    key = hashlib.sha1(repr((entry.title, entry.summary, entry.labels, entry.html, snippet_chars)).encode()).hexdigest()
-    found = _ANALYSED.get(key)
-    if found is not None:
-        return found
-    blocks = body_blocks(entry.html)
-    positions: dict[str, list[int]] = {}
-    masks: dict[str, int] = {}  # terms seen outside the body, with every field they are in
-    for where, start, words in stream(entry, blocks):
-        for position, word in enumerate(words, start):
-            seen = positions.get(word)
-            if seen is None:
-                positions[word] = [position]
-            else:
-                seen.append(position)
-            if where != BODY:  # earlier positions not in `masks` were all in the body
-                masks[word] = masks.get(word, 0 if seen is None else BODY) | where
-            elif word in masks:
-                masks[word] |= BODY
-    found = ([(term, *encode_occurrences(masks.get(term, BODY), spots)) for term, spots in positions.items()],
-             excerpt(blocks, snippet_chars))
-    if len(_ANALYSED) > 50_000:
-        _ANALYSED.clear()
-    _ANALYSED[key] = found
+def analyse(entry: Entry, snippet_chars: int) -> tuple[PageTerms, str]:
+    """A page's terms (with the bundle-independent part of their postings) and its snippet text."""
+    blocks = _BODIES.get(entry.html)
+    if blocks is None:
+        blocks = _BODIES[entry.html] = tuple(body_blocks(entry.html))
+    key = (entry.title, entry.summary, entry.labels, blocks, snippet_chars)
+    found = _PAGES.get(key)
+    if found is None:
+        found = _PAGES[key] = page_terms(fields(entry, list(blocks))), excerpt(list(blocks), snippet_chars)
     return found
+
+
+def _forget_when_full() -> None:
+    """Empty the memos and the term numbers once they are large. Only between bundles: the pages of
+    one bundle must all use the same numbers."""
+    if len(_BODIES) > _MEMO_SIZE or len(_PAGES) > _MEMO_SIZE or len(_NUMBERS) > 20 * _MEMO_SIZE:
+        _BODIES.clear()
+        _PAGES.clear()
+        _NUMBERS.clear()
+        _NUMBERS.default_factory = count().__next__
 
 
 def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: int = SHARD_BYTES,
@@ -418,25 +485,19 @@ def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: in
     number = {e.source: i for i, e in enumerate(entries)}
     labels = sorted({label for e in entries for label in e.labels}, key=lambda name: (fold(name), name))
     label_number = {name: i for i, name in enumerate(labels)}
-
-    postings = PostingsWriter()
-    pages: dict[str, list] = {key: [] for key in ("url", "title", "parent", "labels", "tier", "date", "summary", "text")}
+    _forget_when_full()
     collecting = gc.isenabled()
-    gc.disable()  # millions of small lists that live until the end: collecting them is wasted time
+    gc.disable()  # millions of small objects that live until the end: collecting them is wasted time
     try:
-        for doc, entry in enumerate(entries):
-            occurrences, text = analyse(entry, snippet_chars)
-            for term, flags, tail in occurrences:
-                postings.add_encoded(term, doc, flags, tail)
-            for key, value in (("url", entry.url), ("title", entry.title), ("tier", entry.tier), ("date", entry.date),
-                               ("parent", number.get(entry.parent, -1) if entry.parent else -1),
-                               ("labels", [label_number[name] for name in entry.labels]),
-                               ("summary", entry.summary), ("text", text)):
-                pages[key].append(value)
-        encoded = postings.encoded()
+        analysed = [analyse(entry, snippet_chars) for entry in entries]
+        encoded = postings([terms for terms, _ in analysed])
     finally:
         if collecting:
             gc.enable()
+    pages = {"url": [e.url for e in entries], "title": [e.title for e in entries],
+             "parent": [number.get(e.parent, -1) if e.parent else -1 for e in entries],
+             "labels": [[label_number[name] for name in e.labels] for e in entries], "tier": [e.tier for e in entries],
+             "date": [e.date for e in entries], "summary": [e.summary for e in entries], "text": [text for _, text in analysed]}
     sizes = {term: len(_dumps(term)) + len(_dumps(text)) + 2 for term, text in encoded.items()}
     files = pack(shard_prefixes(sizes, shard_bytes), sizes, shard_bytes)
     out: dict[str, str] = {}

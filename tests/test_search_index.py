@@ -17,9 +17,9 @@ from helpers import build_ok, page, read_tree
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipo_sitegen.search import (BODY, HEADING, LABEL, SUMMARY, TITLE, Entry, Posting, body_blocks, build_index,
-                                decode_numbers, decode_postings, encode_numbers, encode_postings, excerpt, fold, shard_name,
-                                shard_of, stream, tokenize)
+from ipo_sitegen.search import (_GAP, BODY, HEADING, LABEL, SUMMARY, TITLE, Entry, Posting, body_blocks, build_index,
+                                decode_numbers, decode_postings, encode_numbers, encode_postings, excerpt, fields, fold,
+                                shard_name, shard_of, tokenize, word_stream)
 
 
 def _payload(script: str) -> list:
@@ -124,14 +124,24 @@ def test_excerpt_is_running_text_cut_at_a_word():
 
 
 # ---- positions -------------------------------------------------------------------------------------
-def test_stream_gives_fields_and_leaves_a_gap_between_fields_and_blocks():
+def test_a_page_is_one_stream_of_words_with_a_gap_between_fields_and_blocks():
     entry = _entry("a/", "Key pair", summary="How to make one", labels=("security",))
-    assert stream(entry, body_blocks("<h2>Key steps</h2><p>Make the key pair.</p>")) == [
-        (TITLE, 0, ["key", "pair"]),
-        (SUMMARY, 3, ["how", "to", "make", "one"]),
-        (LABEL, 8, ["security"]),
-        (HEADING, 10, ["key", "steps"]),
-        (BODY, 13, ["make", "the", "key", "pair"])]
+    texts = fields(entry, body_blocks("<h2>Key steps</h2><p>Make the key pair.</p>"))
+    assert [where for where, _ in texts] == [TITLE, SUMMARY, LABEL, HEADING, BODY]
+    # title 0-1, summary 3-6, label 8, heading 10-11, body 13-16
+    assert word_stream([text for _, text in texts]) == ["key", "pair", _GAP, "how", "to", "make", "one", _GAP, "security",
+                                                        _GAP, "key", "steps", _GAP, "make", "the", "key", "pair"]
+
+
+@given(st.lists(st.text(alphabet="aZ9_ é\u0301ßΣςͺ\x00—.-&;\n\t", max_size=12), max_size=8))
+def test_the_stream_is_the_words_of_each_text_with_one_gap_between_texts_that_have_words(texts):
+    expected: list[str] = []
+    for text in texts:
+        words = tokenize(text)
+        if words and expected:
+            expected.append(_GAP)
+        expected += words
+    assert word_stream(texts) == expected
 
 
 def test_a_term_knows_every_field_it_occurs_in():
