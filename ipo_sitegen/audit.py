@@ -150,12 +150,15 @@ def _paragraphs(markdown_text: str) -> list[str]:
     return [p for p in re.split(r"\n\s*\n", visible_words(markdown_text)) if p.strip()]
 
 
+_MARKED_UP_LINE = re.compile(r"^[^\n]*?(?:\]\(|<)[^\n]*$", re.M)
+
+
 def _marked_up_lines(markdown_text: str) -> str:
     """The source lines that differ from what a reader sees (links, images, tags): diffs show
     source, line by line, so their words count as seen too; other lines are in `visible_words`."""
     if "](" not in markdown_text and "<" not in markdown_text:
         return ""
-    return "\n".join(line for line in markdown_text.split("\n") if "](" in line or "<" in line)
+    return "\n".join(_MARKED_UP_LINE.findall(markdown_text))
 
 
 def _theme_text() -> str:
