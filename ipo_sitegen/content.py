@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date
 
 
@@ -32,7 +33,8 @@ class Page:
     published: bool = True  # False for drafts and embargoed pages (unless --drafts)
     synthetic: bool = False  # a section index made up for a folder without _index.md
 
-    @property
+    # Derived from `source`, which never changes: computed once (they are asked for in every loop).
+    @cached_property
     def is_index(self) -> bool:
         return posixpath.basename(self.source) == "_index.md"
 
@@ -40,12 +42,12 @@ class Page:
     def is_home(self) -> bool:
         return self.source == "_index.md"
 
-    @property
+    @cached_property
     def folder(self) -> str:
         """The folder the file lives in ("" for content/ itself)."""
         return posixpath.dirname(self.source)
 
-    @property
+    @cached_property
     def section(self) -> str:
         """The folder of the section this page belongs to (an index belongs to its parent)."""
         return posixpath.dirname(self.folder) if self.is_index else self.folder
