@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from html import unescape
 from itertools import chain, compress, count, repeat
 from operator import ne, sub
-from typing import Iterable, Mapping, NamedTuple
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from .render import label_url, theme_static_dir
 
@@ -151,7 +151,7 @@ def body_blocks(html: str) -> list[Block]:
     return blocks
 
 
-def excerpt(blocks: list[Block], limit: int = SNIPPET_CHARS) -> str:
+def excerpt(blocks: Sequence[Block], limit: int = SNIPPET_CHARS) -> str:
     """The first `limit` characters of the body as running text, cut at a word, for snippets."""
     parts: list[str] = []
     size = 0
@@ -186,7 +186,7 @@ class Entry:
     date: int = 0  # time of the last change (Unix seconds), 0 when unknown: recency ranking
 
 
-def fields(entry: Entry, blocks: list[Block]) -> list[tuple[int, str]]:
+def fields(entry: Entry, blocks: Sequence[Block]) -> list[tuple[int, str]]:
     """(field, text) of a page in the order of its positions: title, summary, labels, then the body
     block by block."""
     return [(TITLE, entry.title), (SUMMARY, entry.summary), *((LABEL, label) for label in entry.labels),
@@ -343,6 +343,7 @@ def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
     words = word_stream([text for _, text in texts])
     first: dict[str, int] = {}  # term -> its first position
     later: defaultdict[str, list[int]] = defaultdict(list)  # term -> its other positions
+    # the positions where setdefault gives back an earlier one, in a single pass over the words
     for position in compress(count(), map(ne, map(first.setdefault, words, count()), count())):
         later[words[position]].append(position)
     first.pop(_GAP, None)
@@ -354,22 +355,24 @@ def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
             for word in tokenize(text):
                 outside[word] = outside.get(word, 0) | where
                 count_outside[word] += 1
-    # Most terms are in the body only, once: their tail is their position. Most others are there twice.
+    # Most terms are in the body only, once: their tail is their position. The others ("special", a
+    # fifth) are taken out of `first` and encoded one by one; most of them are in the body twice.
     codes = _codes(len(words) + 1)
-    tails = dict(zip(first, map(codes.__getitem__, first.values())))
-    flags = dict.fromkeys(first, 0)
+    special: dict[str, tuple[int, str]] = {}  # term -> (flags, tail)
     for word, positions in later.items():
-        if word in outside:
-            continue
-        if len(positions) == 1:
-            flags[word], tails[word] = 1, codes[2] + tails[word] + codes[positions[0] - first[word]]
-        else:
-            flags[word], tails[word] = _occurrences(BODY, [first[word], *positions], codes)
+        if word not in outside:
+            at = first.pop(word)
+            if len(positions) == 1:
+                special[word] = 1, codes[2] + codes[at] + codes[positions[0] - at]
+            else:
+                special[word] = _occurrences(BODY, [at, *positions], codes)
     for word, mask in outside.items():
-        positions = [first[word], *later.get(word, ())]
+        positions = [first.pop(word), *later.get(word, ())]
         also_body = BODY if len(positions) > count_outside[word] else 0
-        flags[word], tails[word] = _occurrences(mask | also_body, positions, codes)
-    return PageTerms(tuple(map(_NUMBERS.__getitem__, tails)), tuple(flags.values()), tuple(tails.values()))
+        special[word] = _occurrences(mask | also_body, positions, codes)
+    number = _NUMBERS.__getitem__
+    return PageTerms((*map(number, first), *map(number, special)), (0,) * len(first) + tuple(f for f, _ in special.values()),
+                     (*map(codes.__getitem__, first.values()), *(tail for _, tail in special.values())))
 
 
 def postings(pages: list[PageTerms]) -> dict[str, str]:
@@ -452,24 +455,26 @@ class SearchIndex:
     terms: int
 
 
-# What a page contributes, memoised in two steps, both by content: the text of a finalised body (the
-# same page in several bundles often has the same body), then the terms of a page text. Bodies that
-# differ only in markup, as they do between bundles (a link to a page another bundle holds is locked),
-# have the same text: the terms are worked out once for all bundles (and for unchanged pages under `serve`).
+# What a page contributes, memoised in two steps, both by content: the text of a finalised body (by
+# digest: the same page in several bundles often has the same body), then the terms of a page text.
+# Bodies that differ only in markup, as they do between bundles (a link to a page another bundle holds
+# is locked), have the same text: its terms are worked out once for all bundles (and for unchanged
+# pages under `serve`).
 _MEMO_SIZE = 50_000  # pages (and 20 times as many term numbers) kept between bundles
-_BODIES: dict[str, tuple[Block, ...]] = {}
+_BODIES: dict[bytes, tuple[Block, ...]] = {}
 _PAGES: dict[tuple, tuple[PageTerms, str]] = {}
 
 
 def analyse(entry: Entry, snippet_chars: int) -> tuple[PageTerms, str]:
     """A page's terms (with the bundle-independent part of their postings) and its snippet text."""
-    blocks = _BODIES.get(entry.html)
+    digest = hashlib.sha1(entry.html.encode()).digest()
+    blocks = _BODIES.get(digest)
     if blocks is None:
-        blocks = _BODIES[entry.html] = tuple(body_blocks(entry.html))
+        blocks = _BODIES[digest] = tuple(body_blocks(entry.html))
     key = (entry.title, entry.summary, entry.labels, blocks, snippet_chars)
     found = _PAGES.get(key)
     if found is None:
-        found = _PAGES[key] = page_terms(fields(entry, list(blocks))), excerpt(list(blocks), snippet_chars)
+        found = _PAGES[key] = page_terms(fields(entry, blocks)), excerpt(blocks, snippet_chars)
     return found
 
 
