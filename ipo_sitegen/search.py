@@ -508,7 +508,9 @@ def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: in
              "parent": [number.get(e.parent, -1) if e.parent else -1 for e in entries],
              "labels": [[label_number[name] for name in e.labels] for e in entries], "tier": [e.tier for e in entries],
              "date": [e.date for e in entries], "summary": [e.summary for e in entries], "text": [text for _, text in analysed]}
-    sizes = {term: len(_dumps(term)) + len(_dumps(text)) + 2 for term, text in encoded.items()}
+    # the size of '"term":"postings",' in JSON: neither letters and digits nor the characters of the
+    # code need escaping
+    sizes = {term: len(term) + len(text) + 6 for term, text in encoded.items()}
     files = pack(shard_prefixes(sizes, shard_bytes), sizes, shard_bytes)
     out: dict[str, str] = {}
     table: list[list] = []

@@ -142,6 +142,7 @@ def test_the_stream_is_the_words_of_each_text_with_one_gap_between_texts_that_ha
             expected.append(_GAP)
         expected += words
     assert word_stream(texts) == expected
+    assert all(json.dumps(word, ensure_ascii=False) == f'"{word}"' for word in expected if word != _GAP)  # see build_index
 
 
 def test_a_term_knows_every_field_it_occurs_in():
@@ -192,6 +193,7 @@ def test_number_code_round_trips_and_has_no_letter_run_of_five(numbers):
     # The leak audit reads every string of a bundle: a run of 5+ letters could look like a word.
     assert not re.search(r"[A-Za-z]{5}", text)
     assert '"' not in text and "\\" not in text and "'" not in text and "/" not in text
+    assert json.dumps(text) == f'"{text}"'  # build_index counts shard sizes on this
 
 
 # ---- shards ----------------------------------------------------------------------------------------
