@@ -37,7 +37,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from html import unescape
-from itertools import chain, compress, count, repeat
+from itertools import chain, compress, count
 from operator import ne, sub
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
@@ -95,10 +95,8 @@ _HIDDEN = re.compile(r"""\baria-hidden\s*=\s*["']?true""", re.I)
 _DECORATION = re.compile(r"""\b(?:class|aria-hidden)\s*=""", re.I)  # needed by either of the two above
 
 
-def _skipped(tag: str, attributes: str) -> bool:
-    """Whether an element holds no text for the index (see _SKIP_TAGS and _SKIP_CLASSES)."""
-    if tag in _SKIP_TAGS:
-        return True
+def _skipped(attributes: str) -> bool:
+    """Whether the attributes of an element mark it as holding no text for the index (see _SKIP_CLASSES)."""
     if not _DECORATION.search(attributes):  # most tags: one quick look instead of two
         return False
     classes = _CLASS.search(attributes)
@@ -140,7 +138,7 @@ def body_blocks(html: str) -> list[Block]:
                         if name == tag:
                             break
             elif tag not in _VOID and not attributes.rstrip().endswith("/"):
-                skip = _skipped(tag, attributes)
+                skip = tag in _SKIP_TAGS or bool(attributes) and _skipped(attributes)
                 names.append(tag)
                 skips.append(skip)
                 skipping += skip
@@ -206,9 +204,10 @@ _NOT_WORD = str.maketrans({c: " " for c in map(chr, range(1, 128)) if not c.isal
 def word_stream(texts: list[str]) -> list[str]:
     """The words of `texts` in order, _GAP between two texts that have words: a word's position is
     its index (tokenize() of each text, numbered as described above)."""
-    if sum(map(str.count, texts, repeat(_GAP))):  # a text of ours never has one, but an author's could
-        texts = [text.replace(_GAP, " ") for text in texts]
-    text = _GAPS.sub(_GAP, fold(f" {_GAP} ".join(texts)))
+    text = f" {_GAP} ".join(texts)
+    if text.count(_GAP) > len(texts) - 1:  # a text of ours never has one, but an author's could
+        text = f" {_GAP} ".join(part.replace(_GAP, " ") for part in texts)
+    text = _GAPS.sub(_GAP, fold(text))
     words = text.translate(_NOT_WORD).split() if text.isascii() else _TOKEN_OR_GAP.findall(text)
     if words and words[-1] == _GAP:  # the last texts had no words
         del words[-1]
