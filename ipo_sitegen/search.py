@@ -24,6 +24,10 @@ Positions: a page is one stream of tokens — title, summary, labels, then the b
 with one unused position between fields and blocks, so that a phrase never spans two of them. For
 each term and page the index keeps a field mask (where the term occurs: ranking and `title:`) and
 every position (phrase queries).
+
+Cost: a page's terms are worked out once per page text, whichever bundles show it (see analyse()),
+with the part of their postings that does not depend on the bundle; what is left for each bundle is
+one loop over its (page, term) pairs (see postings()).
 """
 
 from __future__ import annotations
@@ -196,9 +200,9 @@ def fields(entry: Entry, blocks: Sequence[Block]) -> list[tuple[int, str]]:
 # fast: the texts are joined with _GAP, a character that is not a word, folds to itself and is taken
 # for a token of its own; gaps with no word between them count once.
 _GAP = "\x00"
-_GAPS = re.compile(r"\x00[\W_]*\x00")
+_GAPS = re.compile(r"\x00[\W_]*\x00")  # gaps with no word between them
 _TOKEN_OR_GAP = re.compile(r"[^\W_]+|\x00")
-_NOT_WORD = str.maketrans({c: " " for c in map(chr, range(1, 128)) if not c.isalnum()})  # for ASCII text
+_NOT_WORD = str.maketrans({c: " " for c in map(chr, range(1, 128)) if not c.isalnum()})  # ASCII but words and _GAP
 
 
 def word_stream(texts: list[str]) -> list[str]:
@@ -295,7 +299,8 @@ def encode_postings(postings: Mapping[int, Posting]) -> str:
     out, last = [], 0
     for doc in sorted(postings):
         posting = postings[doc]
-        flags, tail = _occurrences(posting.mask, posting.positions, _codes(max(posting.mask, *posting.positions) + 1))
+        codes = _codes(max(posting.mask, len(posting.positions), *posting.positions) + 1)
+        flags, tail = _occurrences(posting.mask, posting.positions, codes)
         out += encode_numbers([(doc - last) * 4 + flags]), tail
         last = doc
     return "".join(out)
