@@ -24,6 +24,10 @@ Positions: a page is one stream of tokens — title, summary, labels, then the b
 with one unused position between fields and blocks, so that a phrase never spans two of them. For
 each term and page the index keeps a field mask (where the term occurs: ranking and `title:`) and
 every position (phrase queries).
+
+Cost: a page's terms are worked out once per page text, whichever bundles show it (see analyse()),
+with the part of their postings that does not depend on the bundle; what is left for each bundle is
+one loop over its (page, term) pairs (see postings()).
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from html import unescape
-from itertools import compress, count, repeat
+from itertools import chain, compress, count
 from operator import ne, sub
-from typing import Iterable, Mapping, NamedTuple
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from .render import label_url, theme_static_dir
 
@@ -95,10 +99,8 @@ _HIDDEN = re.compile(r"""\baria-hidden\s*=\s*["']?true""", re.I)
 _DECORATION = re.compile(r"""\b(?:class|aria-hidden)\s*=""", re.I)  # needed by either of the two above
 
 
-def _skipped(tag: str, attributes: str) -> bool:
-    """Whether an element holds no text for the index (see _SKIP_TAGS and _SKIP_CLASSES)."""
-    if tag in _SKIP_TAGS:
-        return True
+def _skipped(attributes: str) -> bool:
+    """Whether the attributes of an element mark it as holding no text for the index (see _SKIP_CLASSES)."""
     if not _DECORATION.search(attributes):  # most tags: one quick look instead of two
         return False
     classes = _CLASS.search(attributes)
@@ -106,26 +108,31 @@ def _skipped(tag: str, attributes: str) -> bool:
                 or classes and _SKIP_CLASSES.intersection((classes.group(1) or classes.group(2) or classes.group(3) or "").split()))
 
 
-def _block(words: list[str], headings: int) -> Block | None:
-    text = " ".join(unescape("".join(words)).split())
-    return Block(headings > 0, text) if text else None
-
-
 def body_blocks(html: str) -> list[Block]:
     """The text of a rendered page body as blocks (headings, paragraphs, list items, cells…), in order;
-    markup and decoration are dropped."""
-    parts = iter(_TAG.split(html))  # text, then (closing, tag, attributes, text) for each tag; comments have no tag
+    markup and decoration are dropped, entities decoded. Inside a block, whitespace is left as written:
+    words do not depend on it, and excerpt() tidies the little it shows (tidying every block here was
+    a third of the time of this function)."""
+    # (closing, tag, attributes, text) for each tag, comments having no tag; the text before the first tag
+    # comes with no tag either
+    parts = chain((None, None, None), _TAG.split(html))
     blocks: list[Block] = []
-    words = [next(parts)]
+    words: list[str] = []  # the text of the current block so far, leading white space left out
     names: list[str] = []  # the elements we are inside, innermost last
     skips: list[bool] = []  # for each of them: whether it is skipped
     skipping = headings = 0
+
+    def flush() -> None:
+        text = unescape("".join(words)).strip()
+        if text:
+            blocks.append(Block(headings > 0, text))
+        words.clear()
+
     for closing, tag, attributes, text in zip(parts, parts, parts, parts):
         if tag is not None:
             tag = tag.lower()
-            if tag in _BLOCKS:
-                blocks.append(_block(words, headings))
-                words.clear()
+            if tag in _BLOCKS and words:
+                flush()
             if closing:
                 if tag in names:  # a stray end tag is ignored, as browsers do
                     while True:
@@ -135,18 +142,18 @@ def body_blocks(html: str) -> list[Block]:
                         if name == tag:
                             break
             elif tag not in _VOID and not attributes.rstrip().endswith("/"):
-                skip = _skipped(tag, attributes)
+                skip = tag in _SKIP_TAGS or bool(attributes) and _skipped(attributes)
                 names.append(tag)
                 skips.append(skip)
                 skipping += skip
                 headings += tag in _HEADINGS
-        if text and not skipping:
+        if text and not skipping and (words or not text.isspace()):
             words.append(text)
-    blocks.append(_block(words, headings))
-    return [block for block in blocks if block]
+    flush()
+    return blocks
 
 
-def excerpt(blocks: list[Block], limit: int = SNIPPET_CHARS) -> str:
+def excerpt(blocks: Sequence[Block], limit: int = SNIPPET_CHARS) -> str:
     """The first `limit` characters of the body as running text, cut at a word, for snippets."""
     parts: list[str] = []
     size = 0
@@ -154,8 +161,8 @@ def excerpt(blocks: list[Block], limit: int = SNIPPET_CHARS) -> str:
         if parts:
             # Headings and cells have no full stop: keep them apart from what follows.
             parts.append(" " if parts[-1][-1] in ".!?:;…" else " · ")
-        parts.append(block.text)
-        size += len(block.text) + 3
+        parts.append(" ".join(block.text.split()))
+        size += len(parts[-1]) + 3
         if size > limit:
             break
     text = "".join(parts)
@@ -181,7 +188,7 @@ class Entry:
     date: int = 0  # time of the last change (Unix seconds), 0 when unknown: recency ranking
 
 
-def fields(entry: Entry, blocks: list[Block]) -> list[tuple[int, str]]:
+def fields(entry: Entry, blocks: Sequence[Block]) -> list[tuple[int, str]]:
     """(field, text) of a page in the order of its positions: title, summary, labels, then the body
     block by block."""
     return [(TITLE, entry.title), (SUMMARY, entry.summary), *((LABEL, label) for label in entry.labels),
@@ -193,17 +200,18 @@ def fields(entry: Entry, blocks: list[Block]) -> list[tuple[int, str]]:
 # fast: the texts are joined with _GAP, a character that is not a word, folds to itself and is taken
 # for a token of its own; gaps with no word between them count once.
 _GAP = "\x00"
-_GAPS = re.compile(r"\x00[\W_]*\x00")
+_GAPS = re.compile(r"\x00[\W_]*\x00")  # gaps with no word between them
 _TOKEN_OR_GAP = re.compile(r"[^\W_]+|\x00")
-_NOT_WORD = str.maketrans({c: " " for c in map(chr, range(1, 128)) if not c.isalnum()})  # for ASCII text
+_NOT_WORD = str.maketrans({c: " " for c in map(chr, range(1, 128)) if not c.isalnum()})  # ASCII but words and _GAP
 
 
 def word_stream(texts: list[str]) -> list[str]:
     """The words of `texts` in order, _GAP between two texts that have words: a word's position is
     its index (tokenize() of each text, numbered as described above)."""
-    if sum(map(str.count, texts, repeat(_GAP))):  # a text of ours never has one, but an author's could
-        texts = [text.replace(_GAP, " ") for text in texts]
-    text = _GAPS.sub(_GAP, fold(f" {_GAP} ".join(texts)))
+    text = f" {_GAP} ".join(texts)
+    if text.count(_GAP) > len(texts) - 1:  # a text of ours never has one, but an author's could
+        text = f" {_GAP} ".join(part.replace(_GAP, " ") for part in texts)
+    text = _GAPS.sub(_GAP, fold(text))
     words = text.translate(_NOT_WORD).split() if text.isascii() else _TOKEN_OR_GAP.findall(text)
     if words and words[-1] == _GAP:  # the last texts had no words
         del words[-1]
@@ -279,9 +287,11 @@ class Posting:
 
 def _occurrences(mask: int, positions: list[int], codes: list[str]) -> tuple[int, str]:
     """(header flags, tail) of one term in one page; `codes` must hold the mask, count and positions."""
-    deltas = "".join(map(codes.__getitem__, map(sub, positions, [0, *positions])))
-    counted = codes[len(positions)] + deltas if len(positions) > 1 else deltas
-    return (2 if mask != BODY else 0) + (len(positions) > 1), counted if mask == BODY else codes[mask] + counted
+    if len(positions) == 1:
+        flags, tail = 0, codes[positions[0]]
+    else:
+        flags, tail = 1, codes[len(positions)] + "".join(map(codes.__getitem__, map(sub, positions, [0, *positions])))
+    return (flags, tail) if mask == BODY else (flags + 2, codes[mask] + tail)
 
 
 def encode_postings(postings: Mapping[int, Posting]) -> str:
@@ -289,7 +299,8 @@ def encode_postings(postings: Mapping[int, Posting]) -> str:
     out, last = [], 0
     for doc in sorted(postings):
         posting = postings[doc]
-        flags, tail = _occurrences(posting.mask, posting.positions, _codes(max(posting.mask, *posting.positions) + 1))
+        codes = _codes(max(posting.mask, len(posting.positions), *posting.positions) + 1)
+        flags, tail = _occurrences(posting.mask, posting.positions, codes)
         out += encode_numbers([(doc - last) * 4 + flags]), tail
         last = doc
     return "".join(out)
@@ -338,6 +349,7 @@ def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
     words = word_stream([text for _, text in texts])
     first: dict[str, int] = {}  # term -> its first position
     later: defaultdict[str, list[int]] = defaultdict(list)  # term -> its other positions
+    # the positions where setdefault gives back an earlier one, in a single pass over the words
     for position in compress(count(), map(ne, map(first.setdefault, words, count()), count())):
         later[words[position]].append(position)
     first.pop(_GAP, None)
@@ -349,22 +361,25 @@ def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
             for word in tokenize(text):
                 outside[word] = outside.get(word, 0) | where
                 count_outside[word] += 1
-    # Most terms are in the body only, once: their tail is their position. Most others are there twice.
+    # Most terms are in the body only, once: their tail is their position. The others (a fifth) are
+    # taken out of `first` and encoded one by one; most of them are in the body twice.
     codes = _codes(len(words) + 1)
-    tails = dict(zip(first, map(codes.__getitem__, first.values())))
-    flags = dict.fromkeys(first, 0)
+    flags: dict[str, int] = {}
+    tails: dict[str, str] = {}
     for word, positions in later.items():
-        if word in outside:
-            continue
-        if len(positions) == 1:
-            flags[word], tails[word] = 1, codes[2] + tails[word] + codes[positions[0] - first[word]]
-        else:
-            flags[word], tails[word] = _occurrences(BODY, [first[word], *positions], codes)
+        if word not in outside:
+            at = first.pop(word)
+            if len(positions) == 1:  # the same as _occurrences(), a third of the time
+                flags[word], tails[word] = 1, codes[2] + codes[at] + codes[positions[0] - at]
+            else:
+                flags[word], tails[word] = _occurrences(BODY, [at, *positions], codes)
     for word, mask in outside.items():
-        positions = [first[word], *later.get(word, ())]
+        positions = [first.pop(word), *later.get(word, ())]
         also_body = BODY if len(positions) > count_outside[word] else 0
         flags[word], tails[word] = _occurrences(mask | also_body, positions, codes)
-    return PageTerms(tuple(map(_NUMBERS.__getitem__, tails)), tuple(flags.values()), tuple(tails.values()))
+    number = _NUMBERS.__getitem__
+    return PageTerms((*map(number, first), *map(number, tails)), (0,) * len(first) + tuple(flags.values()),
+                     (*map(codes.__getitem__, first.values()), *tails.values()))
 
 
 def postings(pages: list[PageTerms]) -> dict[str, str]:
@@ -447,24 +462,26 @@ class SearchIndex:
     terms: int
 
 
-# What a page contributes, memoised in two steps, both by content: the text of a finalised body (the
-# same page in several bundles often has the same body), then the terms of a page text. Bodies that
-# differ only in markup, as they do between bundles (a link to a page another bundle holds is locked),
-# have the same text: the terms are worked out once for all bundles (and for unchanged pages under `serve`).
+# What a page contributes, memoised in two steps, both by content: the text of a finalised body (by
+# digest: the same page in several bundles often has the same body), then the terms of a page text.
+# Bodies that differ only in markup, as they do between bundles (a link to a page another bundle holds
+# is locked), have the same text: its terms are worked out once for all bundles (and for unchanged
+# pages under `serve`).
 _MEMO_SIZE = 50_000  # pages (and 20 times as many term numbers) kept between bundles
-_BODIES: dict[str, tuple[Block, ...]] = {}
+_BODIES: dict[bytes, tuple[Block, ...]] = {}
 _PAGES: dict[tuple, tuple[PageTerms, str]] = {}
 
 
 def analyse(entry: Entry, snippet_chars: int) -> tuple[PageTerms, str]:
     """A page's terms (with the bundle-independent part of their postings) and its snippet text."""
-    blocks = _BODIES.get(entry.html)
+    digest = hashlib.sha1(entry.html.encode()).digest()
+    blocks = _BODIES.get(digest)
     if blocks is None:
-        blocks = _BODIES[entry.html] = tuple(body_blocks(entry.html))
+        blocks = _BODIES[digest] = tuple(body_blocks(entry.html))
     key = (entry.title, entry.summary, entry.labels, blocks, snippet_chars)
     found = _PAGES.get(key)
     if found is None:
-        found = _PAGES[key] = page_terms(fields(entry, list(blocks))), excerpt(list(blocks), snippet_chars)
+        found = _PAGES[key] = page_terms(fields(entry, blocks)), excerpt(blocks, snippet_chars)
     return found
 
 
@@ -498,7 +515,9 @@ def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: in
              "parent": [number.get(e.parent, -1) if e.parent else -1 for e in entries],
              "labels": [[label_number[name] for name in e.labels] for e in entries], "tier": [e.tier for e in entries],
              "date": [e.date for e in entries], "summary": [e.summary for e in entries], "text": [text for _, text in analysed]}
-    sizes = {term: len(_dumps(term)) + len(_dumps(text)) + 2 for term, text in encoded.items()}
+    # the size of '"term":"postings",' in JSON: neither letters and digits nor the characters of the
+    # code need escaping
+    sizes = {term: len(term) + len(text) + 6 for term, text in encoded.items()}
     files = pack(shard_prefixes(sizes, shard_bytes), sizes, shard_bytes)
     out: dict[str, str] = {}
     table: list[list] = []

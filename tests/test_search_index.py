@@ -142,6 +142,7 @@ def test_the_stream_is_the_words_of_each_text_with_one_gap_between_texts_that_ha
             expected.append(_GAP)
         expected += words
     assert word_stream(texts) == expected
+    assert all(json.dumps(word, ensure_ascii=False) == f'"{word}"' for word in expected if word != _GAP)  # see build_index
 
 
 def test_a_term_knows_every_field_it_occurs_in():
@@ -185,6 +186,34 @@ def test_postings_round_trip_and_never_spell_a_word():
     assert index.postings("page")["p0/"] == (TITLE, [0])
 
 
+_WORDS = st.lists(st.sampled_from(["key", "Key", "pair", "café", "CAFE", "2026", "ß", "x_y", "—", "&amp;", "a.b"]), max_size=6)
+_PAGE = st.tuples(_WORDS, _WORDS, st.lists(st.sampled_from(["key", "Pair", "ops"]), max_size=2, unique=True),
+                  st.lists(st.tuples(st.booleans(), _WORDS), max_size=5))
+
+
+@given(st.lists(_PAGE, min_size=1, max_size=6))
+def test_postings_hold_every_field_and_position_of_every_term(pages):
+    # The postings against the plainest way to number a page's words: field by field, one gap between
+    # fields that have words.
+    entries = []
+    for i, (title, summary, labels, blocks) in enumerate(pages):
+        html = "".join(f"<h2>{' '.join(words)}</h2>" if heading else f"<p>{' '.join(words)}</p>" for heading, words in blocks)
+        entries.append(_entry(f"p{i}/", " ".join(title), html, summary=" ".join(summary), labels=tuple(labels)))
+    expected: dict[str, dict[str, tuple[int, list[int]]]] = {}  # term -> url -> (mask, positions)
+    for entry in entries:
+        position = 0
+        for where, text in fields(entry, body_blocks(entry.html)):
+            words = tokenize(text)
+            for offset, word in enumerate(words):
+                mask, positions = expected.setdefault(word, {}).get(entry.url, (0, []))
+                expected[word][entry.url] = mask | where, [*positions, position + offset]
+            position += len(words) + 1 if words else 0
+    index = Index(build_index(entries).files)
+    assert set(index.all_terms()) == set(expected)
+    for term, found in expected.items():
+        assert index.postings(term) == found, term
+
+
 @given(st.lists(st.integers(min_value=0, max_value=2**25 - 1), max_size=50))
 def test_number_code_round_trips_and_has_no_letter_run_of_five(numbers):
     text = encode_numbers(numbers)
@@ -192,6 +221,7 @@ def test_number_code_round_trips_and_has_no_letter_run_of_five(numbers):
     # The leak audit reads every string of a bundle: a run of 5+ letters could look like a word.
     assert not re.search(r"[A-Za-z]{5}", text)
     assert '"' not in text and "\\" not in text and "'" not in text and "/" not in text
+    assert json.dumps(text) == f'"{text}"'  # build_index counts shard sizes on this
 
 
 # ---- shards ----------------------------------------------------------------------------------------
