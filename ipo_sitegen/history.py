@@ -22,7 +22,9 @@ import posixpath
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .config import Bundle, Config
@@ -233,21 +235,23 @@ _EMPTY = GatedText("", ())
 @dataclass
 class Snapshot:
     """What a file said at one revision, with its gated views (title None: no readable front matter,
-    not a page). Only what the views need is kept, not the text: every revision is held at once."""
+    not a page). The views are made when a bundle first needs them; after that, of the text only what
+    the views need is kept: every revision is in memory at once."""
 
     title: str | None
     audience: str | None = None
     draft: bool = False
+    blocks: Callable[[], list[Segment]] | None = None  # parses the body into gated blocks, once
     segments: list[Segment] | None = None  # kept only if the text has gated blocks
     views: dict[int, GatedText] = field(default_factory=dict)  # tier rank -> view; -1: the view for every tier
 
-    @classmethod
-    def of(cls, title: str, audience: str | None, draft: bool, segments: list[Segment]) -> Snapshot:
-        if len(segments) == 1 and not segments[0].opens:  # no gated block: the same text for every tier
-            return cls(title, audience, draft, None, {-1: GatedText.of(_normalise(source_for(segments, 0)))})
-        return cls(title, audience, draft, segments)
-
     def view(self, rank: int) -> GatedText:
+        if self.blocks is not None:
+            segments, self.blocks = self.blocks(), None
+            if len(segments) == 1 and not segments[0].opens:  # no gated block: the same text for every tier
+                self.views[-1] = GatedText.of(_normalise(source_for(segments, 0)))
+            else:
+                self.segments = segments
         if self.segments is None:
             return self.views.get(-1, _EMPTY)
         rank = max((s.rank for s in self.segments if s.rank <= rank), default=0)  # tiers that see the same blocks share a view
@@ -356,7 +360,8 @@ class History:
         current = self.site.pages.get(self._on_disk.get(blob, ""))
         if text is None and current is not None:
             # The committed version of a clean page is the file on disk: already parsed and gated.
-            return Snapshot.of(current.title, current.audience, current.draft, self.gate.segments[current.source])
+            segments = self.gate.segments
+            return Snapshot(current.title, current.audience, current.draft, lambda: segments[current.source])
         if text is None:
             return Snapshot(None)
         scratch = Problems()
@@ -371,7 +376,7 @@ class History:
             data = parsed[0]
         page = Page(source=path, title=str(data.get("title", "")), body=split[1], body_line=split[2])
         audience = data.get("audience") if isinstance(data.get("audience"), str) else None
-        return Snapshot.of(page.title, audience, data.get("draft") is True, parse_blocks(page, self.config.tiers, scratch, path))
+        return Snapshot(page.title, audience, data.get("draft") is True, partial(parse_blocks, page, self.config.tiers, scratch, path))
 
     def rank_at(self, path: str, index: int, blob: str | None = None) -> int:
         """The effective tier rank of the page at `path` just after commit `index` (gate's rule)."""
@@ -449,42 +454,32 @@ class History:
             return gated.text
         return _MD_LINK.sub(lambda m: m.group(0) if bundle.name in self._kept_in(folder, m.group(2)) else f"{m.group(1)}🔒)", gated.text)
 
-    # -- each bundle's view ------------------------------------------------------------------
+    # -- one bundle's view ------------------------------------------------------------------
     def changes_for(self, bundle: Bundle) -> dict[str, list[Change]]:
-        """Each visible page's changes as `bundle` may see them, oldest first (computed once, for
-        every configured bundle in the same walk)."""
-        if not self._views:
-            self._views = self._walk()
+        """Each visible page's changes as `bundle` may see them, oldest first (computed once)."""
+        if bundle.name not in self._views:
+            self._views[bundle.name] = self._changes_for(bundle, self.gate.pages_for(bundle))
         return self._views[bundle.name]
 
-    def _walk(self) -> dict[str, dict[str, list[Change]]]:
-        """One walk over each page's revisions for all bundles: what a revision was (its front
-        matter, its tier then, its folder) is worked out once, whichever bundles may see it."""
-        views: dict[str, dict[str, list[Change]]] = {bundle.name: {} for bundle in self.config.bundles}
-        for source, page in sorted(self.site.pages.items()):
-            readers = [bundle for bundle in self.config.bundles if self.gate.visible(page, bundle)]
-            if not readers:
-                continue
-            previous: dict[str, tuple[str, str]] = {}  # bundle -> the (title, text) it showed last
-            for revision in self.lineage.get(source, []):
+    def _changes_for(self, bundle: Bundle, pages: list[Page]) -> dict[str, list[Change]]:
+        result: dict[str, list[Change]] = {}
+        for page in pages:
+            previous: tuple[str, str] | None = None
+            changes: list[Change] = []
+            for revision in self.lineage.get(page.source, []):
                 snap = self.snapshot(revision.blob, revision.path)
-                shown = snap.title is not None and not (snap.draft and not self.gate.drafts)
-                # No bundle shows a revision that was no page (no readable front matter) or a draft.
-                rank = self.rank_at(revision.path, revision.index, revision.blob) if shown else len(self.config.tiers)
-                folder = posixpath.dirname(revision.path)
-                for bundle in readers:
-                    if rank > bundle.rank:
-                        previous.pop(bundle.name, None)
-                        continue
-                    view = (snap.title or page.title, self._redact(snap.view(bundle.rank), folder, bundle))
-                    last = previous.get(bundle.name)
-                    if view == last:
-                        continue  # nothing this bundle can see changed
-                    message = revision.commit.subject if self.message_rank(revision.index) <= bundle.rank else None
-                    change = Change(page, revision.commit, view[0], view[1], last[1] if last else None, message)
-                    views[bundle.name].setdefault(source, []).append(change)
-                    previous[bundle.name] = view
-        return views
+                if snap.title is None or (snap.draft and not self.gate.drafts) or self.rank_at(revision.path, revision.index, revision.blob) > bundle.rank:
+                    previous = None
+                    continue
+                view = (snap.title or page.title, self._redact(snap.view(bundle.rank), posixpath.dirname(revision.path), bundle))
+                if view == previous:
+                    continue  # nothing this bundle can see changed
+                message = revision.commit.subject if self.message_rank(revision.index) <= bundle.rank else None
+                changes.append(Change(page, revision.commit, view[0], view[1], previous[1] if previous else None, message))
+                previous = view
+            if changes:
+                result[page.source] = changes
+        return result
 
 
 def history_problems(log: GitLog, site: Site, config: Config, problems: Problems) -> None:
