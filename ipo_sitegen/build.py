@@ -448,12 +448,15 @@ class BuildResult:
     plan: Plan | None = None
 
 
-def build(root: Path, options: Options, reporter: Reporter | None = None) -> BuildResult:
-    """Build the selected bundles into `options.out` (default `ROOT/build`); all or nothing."""
+def build(root: Path, options: Options, reporter: Reporter | None = None, need_plan: bool = False) -> BuildResult:
+    """Build the selected bundles into `options.out` (default `ROOT/build`); all or nothing.
+
+    When nothing changed since the last build the output is only verified, and the result has no
+    plan, unless `need_plan` (`serve` works from the plan)."""
     reporter = reporter or Reporter(quiet=True)
     started = time.perf_counter()
     fingerprint = inputs_fingerprint(root, options) if options.cache else None
-    unchanged = _unchanged_output(root, fingerprint, options) if fingerprint else None
+    unchanged = _unchanged_output(root, fingerprint, options) if fingerprint and not need_plan else None
     if unchanged is not None:
         reporter.step("nothing changed since the last build: output verified against its manifests")
         return BuildResult(unchanged[0], unchanged[1], time.perf_counter() - started, unchanged[2])

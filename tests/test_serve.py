@@ -821,6 +821,21 @@ def test_out_builds_into_the_given_folder_and_keeps_it(serve, tmp_path):
     assert (out / "public" / "index.html").is_file(), "serve removed the folder given with --out"
 
 
+def test_serving_again_into_an_unchanged_folder_still_rebuilds_on_edits(serve, tmp_path):
+    # The build's "nothing changed" shortcut verifies the output but plans nothing; serve needs the plan.
+    site = small_site(tmp_path)
+    out = tmp_path / "preview"
+    first = serve(site, "--out", str(out))
+    first.interrupt()
+    server = serve(site, "--out", str(out))  # nothing changed since the first one built
+    mark = server.mark()
+    edit(site / "content/guides/setup.md", setup_page("Edited after an unchanged build."))
+    server.wait_line(r"^rebuilt in", mark)
+    assert "Edited after an unchanged build." in (out / "public" / "guides" / "setup" / "index.html").read_text()
+    code, _ = server.interrupt()
+    assert code in (0, 130)
+
+
 def test_a_taken_port_is_a_clear_error(serve, tmp_path):
     site = small_site(tmp_path)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
