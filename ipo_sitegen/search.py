@@ -485,14 +485,13 @@ def analyse(entry: Entry, snippet_chars: int) -> tuple[PageTerms, str]:
     return found
 
 
-def _forget_when_full() -> None:
-    """Empty the memos and the term numbers once they are large. Only between bundles: the pages of
-    one bundle must all use the same numbers."""
-    if len(_BODIES) > _MEMO_SIZE or len(_PAGES) > _MEMO_SIZE or len(_NUMBERS) > 20 * _MEMO_SIZE:
-        _BODIES.clear()
-        _PAGES.clear()
-        _NUMBERS.clear()
-        _NUMBERS.default_factory = count().__next__
+def forget() -> None:
+    """Empty the memos and the term numbers. Only between bundles: the pages of one bundle must all use
+    the same numbers."""
+    _BODIES.clear()
+    _PAGES.clear()
+    _NUMBERS.clear()
+    _NUMBERS.default_factory = count().__next__
 
 
 def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: int = SHARD_BYTES,
@@ -502,7 +501,8 @@ def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: in
     number = {e.source: i for i, e in enumerate(entries)}
     labels = sorted({label for e in entries for label in e.labels}, key=lambda name: (fold(name), name))
     label_number = {name: i for i, name in enumerate(labels)}
-    _forget_when_full()
+    if len(_BODIES) > _MEMO_SIZE or len(_PAGES) > _MEMO_SIZE or len(_NUMBERS) > 20 * _MEMO_SIZE:
+        forget()
     collecting = gc.isenabled()
     gc.disable()  # millions of small objects that live until the end: collecting them is wasted time
     try:
