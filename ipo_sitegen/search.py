@@ -111,8 +111,8 @@ def _skipped(attributes: str) -> bool:
 def body_blocks(html: str) -> list[Block]:
     """The text of a rendered page body as blocks (headings, paragraphs, list items, cells…), in order;
     markup and decoration are dropped, entities decoded. Inside a block, whitespace is left as written:
-    words do not depend on it, and excerpt() tidies the little it shows (tidying every block here was
-    a third of the time of this function)."""
+    words do not depend on it, and excerpt() tidies the little it shows (tidying every block here took
+    almost half the time of this function)."""
     # (closing, tag, attributes, text) for each tag, comments having no tag; the text before the first tag
     # comes with no tag either
     parts = chain((None, None, None), _TAG.split(html))
@@ -345,7 +345,8 @@ class PageTerms(NamedTuple):
 
 
 def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
-    """The terms of a page given as (field, text) in the order of fields()."""
+    """Every term of a page given as (field, text) in the order of fields(), with the flags and tail of
+    its postings."""
     words = word_stream([text for _, text in texts])
     first: dict[str, int] = {}  # term -> its first position
     later: defaultdict[str, list[int]] = defaultdict(list)  # term -> its other positions
