@@ -362,8 +362,8 @@ def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
             for word in tokenize(text):
                 outside[word] = outside.get(word, 0) | where
                 count_outside[word] += 1
-    # Most terms are in the body only, once: their tail is their position. The others (a fifth) are
-    # taken out of `first` and encoded one by one; most of them are in the body twice.
+    # Most terms are in the body only, once: their tail is their position. The others (typically a fifth)
+    # are taken out of `first` and encoded one by one; most of them are in the body twice.
     codes = _codes(len(words) + 1)
     flags: dict[str, int] = {}
     tails: dict[str, str] = {}
