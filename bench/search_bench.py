@@ -12,6 +12,12 @@ by key (as a reader types, each key starting a search) and the time is taken fro
 to the moment the result list for the whole query is in the page (performance.now() in the page, so
 the test driver's overhead is not counted). Each query's shards are loaded cold, the first time.
 Chromium is Debian's (/usr/bin/chromium or $SITEGEN_CHROMIUM), driven by Playwright.
+
+With --build SITE instead: the time it takes to build the search index of every bundle of SITE, the
+rest of the build left out (the site is planned once; each round starts with no memo, and the page
+bodies are finalised before the clock starts, as a build does for the pages themselves):
+
+    SOURCE_DATE_EPOCH=1790000000 python bench/search_bench.py --build /tmp/bench5k
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -97,11 +105,42 @@ def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
 
 
+def build_times(site: Path, rounds: int) -> None:
+    """Print the CPU and wall time of the search index of each bundle, and of all, best of `rounds`."""
+    from ipo_sitegen import search
+    from ipo_sitegen.build import BundleOutput, Options, plan
+    from ipo_sitegen.write import BundleWriter
+
+    result = plan(site, Options())
+    best: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for n in range(rounds):
+            outputs = [BundleOutput(result, bundle, BundleWriter(Path(folder) / f"{n}-{bundle.name}")) for bundle in result.bundles]
+            for output in outputs:
+                for page in output.pages:
+                    output.body(page)
+            search.forget()
+            spent = {}
+            for output in outputs:
+                cpu, wall = time.process_time(), time.perf_counter()
+                output.search()
+                spent[output.bundle.name] = time.process_time() - cpu, time.perf_counter() - wall
+            spent["all bundles"] = tuple(map(sum, zip(*spent.values())))
+            best = {name: min(times, best.get(name, times)) for name, times in spent.items()}
+    for name, (cpu, wall) in best.items():
+        print(f"{name:12} CPU {cpu:6.2f} s, wall {wall:6.2f} s (best of {rounds})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bundle", type=Path, help="a built bundle, e.g. build/public")
+    parser.add_argument("bundle", type=Path, help="a built bundle, e.g. build/public (with --build: a site)")
     parser.add_argument("--delay", type=int, default=60, help="milliseconds between key presses")
+    parser.add_argument("--build", action="store_true", help="time the building of the search index instead")
+    parser.add_argument("--rounds", type=int, default=3, help="with --build: rounds to take the best of")
     args = parser.parse_args()
+    if args.build:
+        build_times(args.bundle.resolve(), args.rounds)
+        return 0
     bundle = args.bundle.resolve()
 
     html, search, shards = sizes(bundle)

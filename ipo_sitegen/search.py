@@ -111,8 +111,8 @@ def _skipped(attributes: str) -> bool:
 def body_blocks(html: str) -> list[Block]:
     """The text of a rendered page body as blocks (headings, paragraphs, list items, cells…), in order;
     markup and decoration are dropped, entities decoded. Inside a block, whitespace is left as written:
-    words do not depend on it, and excerpt() tidies the little it shows (tidying every block here was
-    a third of the time of this function)."""
+    words do not depend on it, and excerpt() tidies the little it shows (tidying every block here took
+    almost half the time of this function)."""
     # (closing, tag, attributes, text) for each tag, comments having no tag; the text before the first tag
     # comes with no tag either
     parts = chain((None, None, None), _TAG.split(html))
@@ -345,7 +345,8 @@ class PageTerms(NamedTuple):
 
 
 def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
-    """The terms of a page given as (field, text) in the order of fields()."""
+    """Every term of a page given as (field, text) in the order of fields(), with the flags and tail of
+    its postings."""
     words = word_stream([text for _, text in texts])
     first: dict[str, int] = {}  # term -> its first position
     later: defaultdict[str, list[int]] = defaultdict(list)  # term -> its other positions
@@ -361,8 +362,8 @@ def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
             for word in tokenize(text):
                 outside[word] = outside.get(word, 0) | where
                 count_outside[word] += 1
-    # Most terms are in the body only, once: their tail is their position. The others (a fifth) are
-    # taken out of `first` and encoded one by one; most of them are in the body twice.
+    # Most terms are in the body only, once: their tail is their position. The others (typically a fifth)
+    # are taken out of `first` and encoded one by one; most of them are in the body twice.
     codes = _codes(len(words) + 1)
     flags: dict[str, int] = {}
     tails: dict[str, str] = {}
@@ -485,14 +486,13 @@ def analyse(entry: Entry, snippet_chars: int) -> tuple[PageTerms, str]:
     return found
 
 
-def _forget_when_full() -> None:
-    """Empty the memos and the term numbers once they are large. Only between bundles: the pages of
-    one bundle must all use the same numbers."""
-    if len(_BODIES) > _MEMO_SIZE or len(_PAGES) > _MEMO_SIZE or len(_NUMBERS) > 20 * _MEMO_SIZE:
-        _BODIES.clear()
-        _PAGES.clear()
-        _NUMBERS.clear()
-        _NUMBERS.default_factory = count().__next__
+def forget() -> None:
+    """Empty the memos and the term numbers. Only between bundles: the pages of one bundle must all use
+    the same numbers."""
+    _BODIES.clear()
+    _PAGES.clear()
+    _NUMBERS.clear()
+    _NUMBERS.default_factory = count().__next__
 
 
 def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: int = SHARD_BYTES,
@@ -502,7 +502,8 @@ def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: in
     number = {e.source: i for i, e in enumerate(entries)}
     labels = sorted({label for e in entries for label in e.labels}, key=lambda name: (fold(name), name))
     label_number = {name: i for i, name in enumerate(labels)}
-    _forget_when_full()
+    if len(_BODIES) > _MEMO_SIZE or len(_PAGES) > _MEMO_SIZE or len(_NUMBERS) > 20 * _MEMO_SIZE:
+        forget()
     collecting = gc.isenabled()
     gc.disable()  # millions of small objects that live until the end: collecting them is wasted time
     try:
