@@ -16,7 +16,7 @@ import shutil
 
 import pytest
 
-from helpers import make_site, page, read_tree, run
+from helpers import make_site, page, read_tree, run, write_files
 from helpers import build as run_build
 
 from ipo_sitegen.audit import audit_folders, tokens
@@ -86,12 +86,7 @@ def site(good_site, tmp_path):
 
 
 def write(site, relative: str, data: str | bytes) -> None:
-    path = site / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, bytes):
-        path.write_bytes(data)
-    else:
-        path.write_text(data, encoding="utf-8")
+    write_files(site, {relative: data})
 
 
 _LEAK = re.compile(r'^(?P<bundle>[^/\s]+)/(?P<file>\S+): error: LEAK: (?P<kind>[\w ]+?) of (?P<origin>.+) found: "(?P<fragment>.*)"')

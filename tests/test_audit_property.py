@@ -39,6 +39,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from helpers import BASE_URL_CONFIG as _BUNDLES_WITH_BASE_URLS
+from helpers import write_files
 from ipo_sitegen.build import Options, build
 from ipo_sitegen.errors import BuildError
 
@@ -467,13 +468,7 @@ def test_every_bundle_holds_exactly_what_its_tier_may_see(plan):
     model.write()
     with tempfile.TemporaryDirectory(prefix="sitegen-prop-") as tmp:
         root = Path(tmp)
-        for relative, data in model.files.items():
-            path = root / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(data, bytes):
-                path.write_bytes(data)
-            else:
-                path.write_text(data, encoding="utf-8")
+        write_files(root, model.files)
         for relative, data in sorted(model.files.items()):
             if isinstance(data, str):
                 note(f"--- {relative}\n{data}")
