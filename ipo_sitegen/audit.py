@@ -10,7 +10,7 @@ hashes and any extra secrets (commit subjects of history the bundle may not show
 also occurs in material the bundle *may* see (a shared disclaimer, a common heading, the theme's
 own words, the URL of a deliberate locked link) is struck out. Then every file of the bundle is
 decoded as a browser would (HTML entities, attributes, JSON and JS string escapes, percent-encoded
-URLs) and scanned. Matching is by hashed token n-grams in sets: linear in the size of the site.
+URLs) and scanned. Matching is by hashed word n-grams in sorted arrays: linear in the size of the site.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ import signal
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
-from itertools import compress, count, filterfalse
+from itertools import repeat
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 from urllib.parse import unquote
+
+import numpy as np
 
 from .config import Bundle, Config
 from .content import Site
@@ -39,6 +41,8 @@ from .markup import LinkIndex, resolve_target
 
 SHINGLE = 6  # words in a body shingle: long enough to be distinctive, short enough to catch a sentence
 MIN_SINGLE = 5  # a one-word title or label is a fingerprint only if at least this long
+_SPLIT = "\x00"  # between block elements: a phrase never runs from one element into the next
+_SEPARATOR = np.zeros(1, np.uint64)  # between texts hashed together: its key is _NO_WORD
 _WORD = re.compile(r"[^\W_]+|\x00")  # words, and the mark that ends a phrase (see _SPLIT)
 _HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 _LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)|(?:href|src)\s*=\s*[\"']([^\"']+)[\"']")
@@ -77,59 +81,141 @@ class Leak:
 INVISIBLE = 1 << 30  # the "rank" of material that no bundle shows (drafts, embargoed pages)
 
 
+# Phrase hashing. Each word of the vocabulary has a random 64-bit key; a phrase of n words hashes to
+# SALT[n] + Σ key(word k)·MULT[k] (mod 2^64). Being linear, every n-gram of a text is hashed at
+# once by numpy, and the tables are sorted arrays of 8-byte hashes searched in C (a Python set
+# would cost ~90 bytes per phrase: a large site has millions). Random keys make two distinct
+# phrases collide with probability ~2^-64; a collision could only report a false leak or, in an
+# allowed text, excuse one phrase.
+_RANDOM = np.random.default_rng(20261125)  # fixed: the same keys on every run
+_SALT = _RANDOM.integers(0, 2**63, SHINGLE + 1, dtype=np.uint64)
+_MULT = _RANDOM.integers(0, 2**63, SHINGLE, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_NO_WORD = 0  # the key of a word no secret contains, and of the phrase-end mark
+
+
+def _word_key(number: int) -> int:
+    """A well-mixed 64-bit key for the `number`-th word (splitmix64), never `_NO_WORD`."""
+    z = (number + 1) * 0x9E3779B97F4A7C15 % 2**64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 % 2**64
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB % 2**64
+    return (z ^ (z >> 31)) or 1
+
+
+def _ngrams(keys: np.ndarray, n: int) -> np.ndarray:
+    """The hash of every n-word window of `keys`, in order."""
+    count = len(keys) - n + 1
+    if count <= 0:
+        return np.empty(0, np.uint64)
+    hashes = np.full(count, _SALT[n], np.uint64)
+    for k in range(n):
+        hashes += keys[k : k + count] * _MULT[k]
+    return hashes
+
+
+_TOP = np.uint64(64 - 24)  # a table's bitmap has a bit per value of a hash's top 24 bits (2 MiB)
+
+
+@dataclass
+class Phrases:
+    """Hashes of secret phrases, sorted, with the length and origin of each.
+
+    Phrases of every length are in one table (a length has its own salt, so their hashes do not
+    meet), and a text's windows of every length are looked up in one search."""
+
+    hashes: np.ndarray  # uint64, sorted, distinct
+    lengths: np.ndarray  # words in each phrase
+    origins: np.ndarray  # index into the origin list, per hash
+    ranks: np.ndarray | None = None  # the lowest tier that may see each phrase (in Secrets' table)
+    _bits: np.ndarray | None = field(default=None, init=False, repr=False)
+    _sizes: list[int] | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def none(cls) -> "Phrases":
+        return cls(np.empty(0, np.uint64), np.empty(0, np.uint8), np.empty(0, np.int32), np.empty(0, np.int32))
+
+    def select(self, keep: np.ndarray) -> "Phrases":
+        return Phrases(self.hashes[keep], self.lengths[keep], self.origins[keep])
+
+    def sizes(self) -> list[int]:
+        """The phrase lengths in the table."""
+        if self._sizes is None:
+            self._sizes = np.unique(self.lengths).tolist()
+        return self._sizes
+
+    def windows(self, keys: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """The hashes of every window of `keys` that could be a phrase of this table, and where
+        each length's windows start among them: (offset, length)."""
+        parts, offsets, at = [], [], 0
+        for n in self.sizes():
+            parts.append(_ngrams(keys, n))
+            offsets.append((at, n))
+            at += len(parts[-1])
+        return (np.concatenate(parts) if parts else np.empty(0, np.uint64)), offsets
+
+    def find(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in `hashes`, positions in the table) of the hashes that are in the table.
+
+        A bitmap of the table's top bits (small enough to stay in cache) rules out most hashes
+        first: a binary search of a large table for each would miss the cache at every step."""
+        if not len(self.hashes) or not len(hashes):
+            return np.empty(0, np.intp), np.empty(0, np.intp)
+        if self._bits is None:
+            bits = np.zeros(1 << int(64 - _TOP), bool)
+            bits[self.hashes >> _TOP] = True
+            self._bits = np.packbits(bits, bitorder="little")
+        top = hashes >> _TOP
+        maybe = np.flatnonzero((self._bits[top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)) & 1)
+        where = np.searchsorted(self.hashes, hashes[maybe])
+        where[where == len(self.hashes)] = 0
+        found = np.flatnonzero(self.hashes[where] == hashes[maybe])
+        return maybe[found], where[found]
+
+    def seen_in(self, hashes: np.ndarray) -> np.ndarray:
+        """Which of the table's phrases occur among `hashes`: for many hashes, sorted first, so
+        that the binary searches walk the table in order (cache-friendly)."""
+        seen = np.zeros(len(self.hashes), bool)
+        if len(self.hashes) and len(hashes):
+            hashes = np.sort(hashes)
+            where = np.searchsorted(self.hashes, hashes)
+            where[where == len(self.hashes)] = 0
+            seen[where[self.hashes[where] == hashes]] = True
+        return seen
+
+
 @dataclass
 class Fingerprints:
-    """What one bundle must not contain: hashed token n-grams (1 to SHINGLE words), with where
-    each came from, and the SHA-256 of attachments it may not hold.
+    """What one bundle must not contain: hashed phrases — every SHINGLE-word shingle of hidden
+    text, and whole titles, headings and labels shorter than that — with where each came from,
+    and the SHA-256 of attachments it may not hold."""
 
-    Matching does its per-word work in C: every SHINGLE-gram of a text is hashed with
-    `zip`/`map` and filtered against the secret set; shorter phrases are looked for only where a
-    word pair starts one of them. Positions are computed only on a hit.
-    """
-
-    vocab: dict[str, int] = field(default_factory=dict)
-    phrases: dict[int, tuple[str, str]] = field(default_factory=dict)  # hash -> (origin, kind)
-    lengths: set[int] = field(default_factory=set)  # lengths of phrases between 2 and SHINGLE - 1
-    starts: set[int] = field(default_factory=set)  # hashes of the first two words of those phrases
-    singles: set[int] = field(default_factory=set)  # one-word phrases
+    vocab: dict[str, int] = field(default_factory=lambda: {_SPLIT: _NO_WORD})
+    phrases: Phrases = field(default_factory=Phrases.none)
+    origins: list[tuple[str, str]] = field(default_factory=list)  # (origin, kind)
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> origin of secret attachment
 
-    def ids(self, words: list[str]) -> list[int | None]:
-        return list(map(self.vocab.get, words))
+    @property
+    def empty(self) -> bool:
+        return not len(self.phrases.hashes)
 
-    def _hits(self, ids: list[int | None]) -> dict[int, set[int]]:
-        """Secret n-gram hashes present in `ids`, by length."""
-        known = self.phrases.__contains__
-        hits: dict[int, set[int]] = {}
-        found = set(filter(known, map(hash, zip(*(ids[k:] for k in range(SHINGLE))))))
-        if found:
-            hits[SHINGLE] = found
-        for word in set(filter(self.singles.__contains__, ids)):
-            if known(hash((word,))):
-                hits.setdefault(1, set()).add(hash((word,)))
-        if self.starts and len(ids) > 1:
-            pairs = map(hash, zip(ids, ids[1:]))
-            for i in compress(count(), map(self.starts.__contains__, pairs)):
-                for n in self.lengths:
-                    key = hash(tuple(ids[i : i + n]))
-                    if i + n <= len(ids) and known(key):
-                        hits.setdefault(n, set()).add(key)
-        return hits
+    def ids(self, words: list[str]) -> np.ndarray:
+        return np.fromiter(map(self.vocab.get, words, repeat(_NO_WORD)), np.uint64, len(words))
+
+    def any(self, keys: np.ndarray) -> bool:
+        return len(self.phrases.find(self.phrases.windows(keys)[0])[0]) > 0
 
     def matches(self, words: list[str]) -> Iterator[tuple[int, int, tuple[str, str]]]:
-        """(start, length, origin) of every secret n-gram in `words`."""
-        ids = self.ids(words)
-        for n, found in sorted(self._hits(ids).items()):
-            for i in range(len(ids) - n + 1):
-                key = hash(tuple(ids[i : i + n]))
-                if key in found:
-                    yield i, n, self.phrases[key]
+        """(start, length, origin) of every secret phrase in `words`, by length, then start."""
+        windows, offsets = self.phrases.windows(self.ids(words))
+        found, where = self.phrases.find(windows)
+        for at, index in zip(found.tolist(), where.tolist()):
+            offset, n = max(o for o in offsets if o[0] <= at)
+            yield at - offset, n, self.origins[self.phrases.origins[index]]
 
     def narrower_than(self, other: "Fingerprints") -> bool:
         """Is everything this bundle must not contain also forbidden in `other`? (Then a file that
         was clean for `other` is clean here too.)"""
-        return (self.vocab is other.vocab and self.phrases.keys() <= other.phrases.keys()
-                and self.hashes.keys() <= other.hashes.keys())
+        return (self.vocab is other.vocab and self.hashes.keys() <= other.hashes.keys()
+                and other.phrases.seen_in(self.phrases.hashes).sum() == len(self.phrases.hashes))
 
 
 _MD_TARGET = re.compile(r"\]\([^)]*\)")
@@ -170,6 +256,9 @@ def _theme_text() -> str:
     return "\n".join(p.read_text(encoding="utf-8") for p in sorted(theme.glob("*/*")) if p.is_file())
 
 
+_CHUNK = 1 << 20  # words of shown text hashed at a time (a window per word and phrase length)
+
+
 class Secrets:
     """Every phrase of the site that some bundle may not see, with the lowest tier that may see it.
 
@@ -181,19 +270,13 @@ class Secrets:
 
     def __init__(self, config: Config, site: Site, gate: Gate, history: History | None = None) -> None:
         self.config, self.site, self.gate, self.history = config, site, gate, history
-        self.vocab: dict[str, int] = {}
-        # hash -> (origin, kind), one table per lowest rank that may see the phrase; a phrase is in one table only
-        self.by_rank: dict[int, dict[int, tuple[str, str]]] = {}
-        self.short: dict[int, tuple[int, int]] = {}  # whole phrase shorter than SHINGLE -> (start key, length)
-        self._found: dict[str, set[int]] = {}  # allowed text -> the phrase hashes in it
-        self._theme: set[int] | None = None
+        self.vocab: dict[str, int] = {_SPLIT: _NO_WORD}
+        self.origins: list[tuple[str, str]] = []  # (origin, kind), numbered for the table
+        self._theme: np.ndarray | None = None
         self._targets: dict[str, tuple[str, ...]] = {}
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
         lowest = min((b.rank for b in config.bundles), default=0)  # what the least restricted bundle sees is no secret
-        items = sorted((item for item in self._items() if item[0] > lowest), key=lambda item: -item[0])  # most restricted first: the first origin stays
-        for rank, text, origin, kind, whole in items:
-            self._add(text, (origin, kind), rank, whole)
-        self._matcher = self._fingerprints(self._above(-1))
+        self.phrases = self._phrases([item for item in self._items() if item[0] > lowest])
 
     def _items(self) -> Iterator[tuple[int, str, str, str, bool]]:
         """(rank that may see it, text, origin, kind, whole phrase?) of everything secret somewhere."""
@@ -225,67 +308,83 @@ class Secrets:
             for (sha, subject), rank in sorted(ranks.items()):
                 yield rank, subject, f"commit {sha}", "commit message", True
 
-    def _ids(self, words: list[str], grow: bool = False) -> list[int | None]:
+    def _encode(self, words: list[str], grow: bool = False) -> np.ndarray:
+        """The keys of `words`; with `grow`, words new to the vocabulary get one."""
+        vocab = self.vocab
         if grow:
-            vocab = self.vocab
-            return [vocab.setdefault(w, len(vocab)) for w in words]
-        return list(map(self.vocab.get, words))
+            for word in dict.fromkeys(words):
+                if word not in vocab:
+                    vocab[word] = _word_key(len(vocab))
+        return np.fromiter(map(vocab.get, words, repeat(_NO_WORD)), np.uint64, len(words))
 
-    def _add(self, text: str, value: tuple[str, str], rank: int, whole: bool) -> None:
-        words = tokens(text)
-        if not words or (whole and len(words) == 1 and len(words[0]) < MIN_SINGLE):
-            return
-        ids = self._ids(words, grow=True)
-        keys = set(map(hash, zip(*(ids[k:] for k in range(SHINGLE)))))
-        if whole and len(ids) < SHINGLE:
-            key = hash(tuple(ids))
-            keys.add(key)
-            self.short.setdefault(key, (ids[0] if len(ids) == 1 else hash((ids[0], ids[1])), len(ids)))
-        new: Iterable[int] = keys
-        for table in self.by_rank.values():  # only tables of higher or equal rank exist yet
-            new = filterfalse(table.__contains__, new)
-        self.by_rank.setdefault(rank, {}).update(dict.fromkeys(new, value))
-
-    def _above(self, rank: int) -> dict[int, tuple[str, str]]:
-        """Every phrase that readers of tier `rank` may not see."""
-        phrases: dict[int, tuple[str, str]] = {}
-        for level, table in sorted(self.by_rank.items()):
-            if level > rank:
-                phrases.update(table)
-        return phrases
-
-    def _found_in(self, text: str) -> set[int]:
-        """Every secret phrase (of any bundle) that a bundle showing `text` shows, as readers see it
-        and, where its source lines differ (diffs show source), as written. Memoised: most allowed
-        texts are the same in every bundle."""
-        found = self._found.get(text)
-        if found is None:
-            found = set()
-            for form in (visible_words(text), _marked_up_lines(text)):
-                found.update(*self._matcher._hits(self._ids(tokens(form))).values())
-            self._found[text] = found
-        return found
+    def _phrases(self, items: list[tuple[int, str, str, str, bool]]) -> Phrases:
+        """Hash every secret text at once: the SHINGLE-word shingles inside each text, and whole
+        phrases (titles, headings…) shorter than that. A phrase found in several places keeps the
+        most restricted one (it is secret wherever that one is), the first of them as its origin."""
+        parts: list[np.ndarray] = []
+        ranks: list[int] = []
+        origins: list[int] = []
+        short: list[int] = []  # the length of a whole phrase shorter than SHINGLE, else 0
+        numbers: dict[tuple[str, str], int] = {}
+        for rank, text, origin, kind, whole in items:
+            words = tokens(text)
+            if not words or (whole and len(words) == 1 and len(words[0]) < MIN_SINGLE):
+                continue
+            parts += [self._encode(words, grow=True), _SEPARATOR]
+            ranks.append(rank)
+            origins.append(numbers.setdefault((origin, kind), len(numbers)))
+            short.append(len(words) if whole and len(words) < SHINGLE else 0)
+        self.origins = list(numbers)
+        if not parts:
+            return Phrases.none()
+        keys = np.concatenate(parts)
+        lengths = np.array([len(part) for part in parts[::2]])
+        starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
+        rank_of, origin_of, short_of = np.array(ranks, np.int32), np.array(origins, np.int32), np.array(short)
+        shingles = _ngrams(keys, SHINGLE)
+        gaps = np.concatenate(([0], np.cumsum(keys == _NO_WORD, dtype=np.int32)))  # separators before each position
+        inside = np.flatnonzero(gaps[SHINGLE : SHINGLE + len(shingles)] == gaps[: len(shingles)])
+        del gaps
+        owner = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths + 1)
+        hashes, items, sizes = [shingles[inside]], [owner[inside]], [np.full(len(inside), SHINGLE, np.uint8)]
+        del shingles, owner, inside
+        for n in range(1, SHINGLE):
+            whole = np.flatnonzero(short_of == n)
+            hashes.append(_ngrams(keys, n)[starts[whole]])
+            items.append(whole)
+            sizes.append(np.full(len(whole), n, np.uint8))
+        hash_of, item_of, size_of = np.concatenate(hashes), np.concatenate(items), np.concatenate(sizes)
+        order = np.lexsort((item_of, -rank_of[item_of], hash_of))  # by hash, most restricted first, then first seen
+        hash_of, item_of, size_of = hash_of[order], item_of[order], size_of[order]
+        first = np.ones(len(hash_of), bool)
+        first[1:] = hash_of[1:] != hash_of[:-1]
+        return Phrases(hash_of[first], size_of[first], origin_of[item_of[first]], rank_of[item_of[first]])
 
     def _link_targets(self, text: str) -> tuple[str, ...]:
         if text not in self._targets:
             self._targets[text] = tuple(m.group(1) or m.group(2) for m in _LINK.finditer(text))
         return self._targets[text]
 
+    def _past(self, bundle: Bundle) -> Iterator[str]:
+        """What `bundle`'s history shows beyond today's pages: titles, messages, and the lines of
+        past versions (diffs show them)."""
+        if self.history is None:
+            return
+        for source, changes in self.history.changes_for(bundle).items():
+            today = set(self.gate.text(self.site.pages[source], bundle).split("\n"))
+            past: set[str] = set()
+            for change in changes:
+                past.update(change.text.split("\n"))
+                past.update((change.previous or "").split("\n"))
+                yield change.title
+                yield change.message or ""
+            yield "\n".join(sorted(past - today))
+
     def _allowed(self, bundle: Bundle) -> tuple[list[str], set[str]]:
-        """Texts `bundle` legitimately shows (so their phrases are no leak) and the attachments it may hold."""
+        """Texts `bundle` legitimately shows today (so their phrases are no leak) and the attachments it may hold."""
         config, site, gate = self.config, self.site, self.gate
         files: set[str] = set()
         texts: list[str] = [config.title, bundle.name, bundle.tier, " ".join(config.tiers)]
-        if self.history is not None:
-            for source, changes in self.history.changes_for(bundle).items():
-                # Past versions are shown in diffs: their lines count as seen, beyond today's text.
-                today = set(gate.text(site.pages[source], bundle).split("\n"))
-                past: set[str] = set()
-                for change in changes:
-                    past.update(change.text.split("\n"))
-                    past.update((change.previous or "").split("\n"))
-                    texts += [change.title, change.message or ""]
-                texts.append("\n".join(sorted(past - today)))
         for page in gate.pages_for(bundle):
             text = gate.text(page, bundle)
             texts += [page.title, page.summary, page.url.replace("/", " "), " ".join(page.labels), text]
@@ -300,37 +399,39 @@ class Secrets:
                     texts.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
         return texts, files
 
-    def _fingerprints(self, phrases: dict[int, tuple[str, str]]) -> Fingerprints:
-        prints = Fingerprints(vocab=self.vocab, phrases=phrases)
-        for key, (start, length) in self.short.items():
-            if key in phrases:
-                if length == 1:
-                    prints.singles.add(start)
-                else:
-                    prints.starts.add(start)
-                    prints.lengths.add(length)
-        return prints
+    def _shown(self, texts: list[str]) -> np.ndarray:
+        """The keys of every text a bundle shows — as readers see it and, where its source lines
+        differ (diffs show source), as written — and of the theme's files as they are (its
+        scripts are no Markdown), separated so that no phrase runs from one into the next."""
+        if self._theme is None:
+            self._theme = self._encode(tokens(_theme_text()))
+        parts = [self._theme]
+        for text in dict.fromkeys(texts):
+            for form in (visible_words(text), _marked_up_lines(text)):
+                if form:
+                    parts += [_SEPARATOR, self._encode(tokens(form))]
+        return np.concatenate(parts)
 
     def for_bundle(self, bundle: Bundle) -> Fingerprints:
         """The fingerprints of everything `bundle` must not contain, minus what it legitimately shows."""
         texts, files = self._allowed(bundle)
-        phrases = self._above(bundle.rank)
-        if phrases:  # else there is nothing to strike out
-            if self._theme is None:  # the theme's files as they are: its scripts are no Markdown
-                self._theme = set().union(*self._matcher._hits(self._ids(tokens(_theme_text()))).values())
-            for found in (self._theme, *map(self._found_in, texts)):
-                for key in found:
-                    phrases.pop(key, None)
-        prints = self._fingerprints(phrases)
+        assert self.phrases.ranks is not None
+        phrases = self.phrases.select(self.phrases.ranks > bundle.rank)
+        if len(phrases.hashes):  # else there is nothing to strike out
+            shown = self._shown([*texts, *self._past(bundle)])
+            seen = np.zeros(len(phrases.hashes), bool)
+            for start in range(0, len(shown), _CHUNK):  # in pieces: a bundle shows millions of words
+                seen |= phrases.seen_in(phrases.windows(shown[start : start + _CHUNK + SHINGLE - 1])[0])
+            phrases = phrases.select(~seen)
+        prints = Fingerprints(self.vocab, phrases, self.origins)
         attachments = self.site.attachments
-        shown = {attachments[s].sha256 for s in files}
+        shown_files = {attachments[s].sha256 for s in files}
         for source, attachment in sorted(attachments.items()):
-            if source not in files and attachment.sha256 not in shown:
+            if source not in files and attachment.sha256 not in shown_files:
                 prints.hashes.setdefault(attachment.sha256, f"content/{source}")
         return prints
 
 
-_SPLIT = "\x00"  # between block elements: a phrase never runs from one element into the next
 _BLOCK_TAG = re.compile(r"</?(?:" + "|".join(sorted(_BLOCK_TAGS)) + r")\b[^>]*>", re.I)
 _HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 
@@ -445,13 +546,13 @@ class Scanner:
             leaks[(origin, "attachment")] = Leak(bundle, name, f"file with SHA-256 {digest[:16]}…", origin, "attachment")
         if digest in self.clean_files or b"\x00" in data[:1024]:
             return list(leaks.values())  # binary: the hash check above is all that applies
-        if not prints.phrases:
+        if prints.empty:
             return list(leaks.values())
         segments = _segments(name, data)
         keys = list(map(hash, segments))
         clean = self.clean
         fresh = [segment for segment, key in zip(segments, keys) if key not in clean]
-        if not fresh or not prints._hits(prints.ids(tokens(_PHRASE_END.join(fresh)))):
+        if not fresh or not prints.any(prints.ids(tokens(_PHRASE_END.join(fresh)))):
             clean.update(keys)
             if not leaks:
                 self.clean_files.add(digest)

@@ -282,15 +282,39 @@ def _normalise(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Version:
+    """A revision's Markdown as one bundle may see it, redacted when read rather than kept: a
+    redacted text holds a 🔒, which makes Python store the whole string at four bytes per
+    character, and a large history would hold thousands of them for every bundle at once."""
+
+    gated: GatedText
+    folder: str
+    bundle: Bundle
+    history: "History"
+
+    @property
+    def text(self) -> str:
+        return self.history.redact(self.gated, self.folder, self.bundle)
+
+
+@dataclass(frozen=True)
 class Change:
     """A revision as one bundle sees it."""
 
     page: Page  # the page as it is now
     commit: Commit
     title: str  # the title at that revision
-    text: str  # the gated Markdown at that revision
-    previous: str | None  # the gated Markdown before, or None: first published in this bundle
+    version: Version  # the gated Markdown at that revision
+    before: Version | None  # the gated Markdown before, or None: first published in this bundle
     message: str | None  # the commit subject, when the bundle may see every page it touched
+
+    @property
+    def text(self) -> str:
+        return self.version.text
+
+    @property
+    def previous(self) -> str | None:
+        return None if self.before is None else self.before.text
 
     @property
     def key(self) -> str:
@@ -445,7 +469,7 @@ class History:
                 or (marker is None and _EXTERNAL.match(href)))
         return self._kept[key]
 
-    def _redact(self, gated: GatedText, folder: str, bundle: Bundle) -> str:
+    def redact(self, gated: GatedText, folder: str, bundle: Bundle) -> str:
         """Diffs show Markdown source: a link to a page the bundle does not hold loses its target
         (the author's words stay), so no path or anchor of a restricted page reaches it."""
         if not gated.hrefs:
@@ -464,19 +488,21 @@ class History:
     def _changes_for(self, bundle: Bundle, pages: list[Page]) -> dict[str, list[Change]]:
         result: dict[str, list[Change]] = {}
         for page in pages:
-            previous: tuple[str, str] | None = None
+            previous: tuple[str, str] | None = None  # (title, text) as the bundle saw the last revision
+            before: Version | None = None
             changes: list[Change] = []
             for revision in self.lineage.get(page.source, []):
                 snap = self.snapshot(revision.blob, revision.path)
                 if snap.title is None or (snap.draft and not self.gate.drafts) or self.rank_at(revision.path, revision.index, revision.blob) > bundle.rank:
-                    previous = None
+                    previous = before = None
                     continue
-                view = (snap.title or page.title, self._redact(snap.view(bundle.rank), posixpath.dirname(revision.path), bundle))
+                version = Version(snap.view(bundle.rank), posixpath.dirname(revision.path), bundle, self)
+                view = (snap.title or page.title, version.text)
                 if view == previous:
                     continue  # nothing this bundle can see changed
                 message = revision.commit.subject if self.message_rank(revision.index) <= bundle.rank else None
-                changes.append(Change(page, revision.commit, view[0], view[1], previous[1] if previous else None, message))
-                previous = view
+                changes.append(Change(page, revision.commit, view[0], version, before, message))
+                previous, before = view, version
             if changes:
                 result[page.source] = changes
         return result
