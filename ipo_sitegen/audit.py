@@ -112,9 +112,6 @@ def _ngrams(keys: np.ndarray, n: int) -> np.ndarray:
     return hashes
 
 
-_TOP = np.uint64(64 - 24)  # a table's bitmap has a bit per value of a hash's top 24 bits (2 MiB)
-
-
 @dataclass
 class Phrases:
     """Hashes of secret phrases, sorted, with the length and origin of each.
@@ -126,7 +123,8 @@ class Phrases:
     lengths: np.ndarray  # words in each phrase
     origins: np.ndarray  # index into the origin list, per hash
     ranks: np.ndarray | None = None  # the lowest tier that may see each phrase (in Secrets' table)
-    _bits: np.ndarray | None = field(default=None, init=False, repr=False)
+    _bits: np.ndarray | None = field(default=None, init=False, repr=False)  # see find()
+    _shift: np.uint64 = field(default=np.uint64(0), init=False, repr=False)
     _sizes: list[int] | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -155,16 +153,17 @@ class Phrases:
     def find(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions in `hashes`, positions in the table) of the hashes that are in the table.
 
-        A bitmap of the table's top bits (small enough to stay in cache) rules out most hashes
+        A bitmap of the table's top bits, with about one bit in 16 set, rules out most hashes
         first: a binary search of a large table for each would miss the cache at every step."""
         if not len(self.hashes) or not len(hashes):
             return np.empty(0, np.intp), np.empty(0, np.intp)
         if self._bits is None:
-            bits = np.zeros(1 << int(64 - _TOP), bool)
-            bits[self.hashes >> _TOP] = True
-            self._bits = np.packbits(bits, bitorder="little")
-        top = hashes >> _TOP
-        maybe = np.flatnonzero((self._bits[top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)) & 1)
+            self._shift = np.uint64(64 - min(27, max(10, (16 * len(self.hashes)).bit_length())))
+            top = (self.hashes >> self._shift).astype(np.intp)
+            self._bits = np.zeros((1 << int(64 - self._shift)) // 8, np.uint8)
+            np.bitwise_or.at(self._bits, top >> 3, (1 << (top & 7)).astype(np.uint8))
+        top = (hashes >> self._shift).astype(np.intp)
+        maybe = np.flatnonzero((self._bits[top >> 3] >> (top & 7).astype(np.uint8)) & 1)
         where = np.searchsorted(self.hashes, hashes[maybe])
         where[where == len(self.hashes)] = 0
         found = np.flatnonzero(self.hashes[where] == hashes[maybe])
@@ -657,9 +656,9 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[li
             path = folder / name
             if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
                 notes.append(f"{folder.name}/{name}: differs from manifest.json (changed or removed after the build)")
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            name = path.relative_to(folder).as_posix()
+        names = bundle_files(folder)
+        for name in names:
             if name != "manifest.json" and name not in listed:
                 notes.append(f"{folder.name}/{name}: not in manifest.json (added after the build)")
-        jobs.append((folder, bundle, secrets.for_bundle(bundle), bundle_files(folder)))
+        jobs.append((folder, bundle, secrets.for_bundle(bundle), names))
     return scan_bundles(jobs, workers), notes
