@@ -25,9 +25,8 @@ import signal
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 from urllib.parse import unquote
 
 import numpy as np
@@ -43,7 +42,7 @@ SHINGLE = 6  # words in a body shingle: long enough to be distinctive, short eno
 MIN_SINGLE = 5  # a one-word title or label is a fingerprint only if at least this long
 _SPLIT = "\x00"  # between block elements: a phrase never runs from one element into the next
 _SEPARATOR = np.zeros(1, np.uint64)  # between texts hashed together: its key is _NO_WORD
-_WORD = re.compile(r"[^\W_]+|\x00")  # words, and the mark that ends a phrase (see _SPLIT)
+_WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit of a word, in any script
 _HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 _LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)|(?:href|src)\s*=\s*[\"']([^\"']+)[\"']")
 _TAG = re.compile(r"<[^>]*>")
@@ -56,12 +55,49 @@ _BLOCK_TAGS = {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 
-def tokens(text: str) -> list[str]:
-    """Words as a reader would compare them: Unicode-normalised, case- and accent-insensitive."""
+def normalised(text: str) -> str:
+    """Text as a reader would compare it: Unicode-normalised, case- and accent-insensitive."""
     text = text.casefold()
     if not text.isascii():
         text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
-    return _WORD.findall(text)
+    return text
+
+
+_BMP_WORD_CHARS: np.ndarray | None = None
+
+
+def _in_words(points: np.ndarray) -> np.ndarray:
+    """Which code points are letters or digits of a word (what the pattern `[^\\W_]` matches), by table."""
+    global _BMP_WORD_CHARS
+    if _BMP_WORD_CHARS is None:
+        every = "".join(map(chr, range(0x10000)))
+        _BMP_WORD_CHARS = np.frombuffer(re.sub(r"[\W_]", "\x00", every).encode("utf-32-le", "surrogatepass"), np.uint32) != 0
+    inside = _BMP_WORD_CHARS[np.minimum(points, 0xFFFF)]
+    astral = points > 0xFFFF
+    if astral.any():  # rare (emoji, historic scripts): asked one distinct character at a time
+        for point in np.unique(points[astral]).tolist():
+            inside[points == point] = _WORD_CHAR.match(chr(point)) is not None
+    return inside
+
+
+def _spans(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(code points, starts, ends) of the words of a normalised text, and of each phrase-end mark
+    (_SPLIT) as a word of its own: found in C over the whole text, not word by word."""
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+    mark = points == 0
+    inside = _in_words(points) | mark
+    before = np.concatenate(([False], inside[:-1] & ~mark[:-1]))
+    after = np.concatenate((inside[1:] & ~mark[1:], [False]))
+    starts = np.flatnonzero(inside & (~before | mark))
+    ends = np.flatnonzero(inside & (~after | mark)) + 1
+    return points, starts, ends
+
+
+def tokens(text: str) -> list[str]:
+    """The words of `text` as a reader would compare them (see `normalised`)."""
+    text = normalised(text)
+    _, starts, ends = _spans(text)
+    return [text[start:end] for start, end in zip(starts.tolist(), ends.tolist())]
 
 
 @dataclass(frozen=True)
@@ -81,24 +117,44 @@ class Leak:
 INVISIBLE = 1 << 30  # the "rank" of material that no bundle shows (drafts, embargoed pages)
 
 
-# Phrase hashing. Each word of the vocabulary has a random 64-bit key; a phrase of n words hashes to
-# SALT[n] + Σ key(word k)·MULT[k] (mod 2^64). Being linear, every n-gram of a text is hashed at
-# once by numpy, and the tables are sorted arrays of 8-byte hashes searched in C (a Python set
-# would cost ~90 bytes per phrase: a large site has millions). Random keys make two distinct
-# phrases collide with probability ~2^-64; a collision could only report a false leak or, in an
-# allowed text, excuse one phrase.
-_RANDOM = np.random.default_rng(20261125)  # fixed: the same keys on every run
+# Phrase hashing. Each word gets a 64-bit key, a mixed polynomial hash of its characters; a phrase
+# of n words hashes to SALT[n] + Σ key(word k)·MULT[k] (mod 2^64). Being linear, every n-gram of a
+# text is hashed at once by numpy, and the tables are sorted arrays of 8-byte hashes searched in C
+# (a Python set would cost ~90 bytes per phrase: a large site has millions). Two distinct phrases
+# collide with probability ~2^-64; a collision could only report a false leak or, in an allowed
+# text, excuse one phrase.
+_RANDOM = np.random.default_rng(20261125)  # fixed: the same hashes on every run
 _SALT = _RANDOM.integers(0, 2**63, SHINGLE + 1, dtype=np.uint64)
 _MULT = _RANDOM.integers(0, 2**63, SHINGLE, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-_NO_WORD = 0  # the key of a word no secret contains, and of the phrase-end mark
+_BASE = np.uint64(0x100000001B3)  # of the polynomial hash of a word's characters (FNV's prime)
+_NO_WORD = 0  # the key of the phrase-end mark: no phrase contains it
+_powers = np.ones(1, np.uint64)  # _BASE ** i, for i up to the longest word seen
 
 
-def _word_key(number: int) -> int:
-    """A well-mixed 64-bit key for the `number`-th word (splitmix64), never `_NO_WORD`."""
-    z = (number + 1) * 0x9E3779B97F4A7C15 % 2**64
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 % 2**64
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EB % 2**64
-    return (z ^ (z >> 31)) or 1
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every bit of a word's key depends on every bit of its hash."""
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+def word_keys(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, starts, ends) of the words of a normalised text."""
+    global _powers
+    points, starts, ends = _spans(text)
+    if not len(starts):
+        return np.empty(0, np.uint64), starts, ends
+    lengths = ends - starts
+    longest = int(lengths.max())
+    if longest > len(_powers):
+        _powers = np.cumprod(np.concatenate(([np.uint64(1)], np.full(2 * longest, _BASE, np.uint64))), dtype=np.uint64)
+    firsts = np.cumsum(lengths) - lengths  # where each word starts among the word characters
+    chars = points[np.repeat(starts - firsts, lengths) + np.arange(int(lengths.sum()))].astype(np.uint64)
+    sums = np.add.reduceat(chars * _powers[np.arange(len(chars)) - np.repeat(firsts, lengths)], firsts)
+    keys = _mix(sums + lengths.astype(np.uint64) * _MULT[0])
+    keys[keys == _NO_WORD] = 1
+    keys[points[starts] == 0] = _NO_WORD
+    return keys, starts, ends
 
 
 def _ngrams(keys: np.ndarray, n: int) -> np.ndarray:
@@ -187,7 +243,6 @@ class Fingerprints:
     text, and whole titles, headings and labels shorter than that — with where each came from,
     and the SHA-256 of attachments it may not hold."""
 
-    vocab: dict[str, int] = field(default_factory=lambda: {_SPLIT: _NO_WORD})
     phrases: Phrases = field(default_factory=Phrases.none)
     origins: list[tuple[str, str]] = field(default_factory=list)  # (origin, kind)
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> origin of secret attachment
@@ -196,24 +251,25 @@ class Fingerprints:
     def empty(self) -> bool:
         return not len(self.phrases.hashes)
 
-    def ids(self, words: list[str]) -> np.ndarray:
-        return np.fromiter(map(self.vocab.get, words, repeat(_NO_WORD)), np.uint64, len(words))
-
     def any(self, keys: np.ndarray) -> bool:
         return len(self.phrases.find(self.phrases.windows(keys)[0])[0]) > 0
 
-    def matches(self, words: list[str]) -> Iterator[tuple[int, int, tuple[str, str]]]:
-        """(start, length, origin) of every secret phrase in `words`, by length, then start."""
-        windows, offsets = self.phrases.windows(self.ids(words))
+    def matches(self, text: str) -> Iterator[tuple[str, tuple[str, str]]]:
+        """(its words, origin) of every secret phrase in `text`, by length, then position."""
+        text = normalised(text)
+        keys, starts, ends = word_keys(text)
+        windows, offsets = self.phrases.windows(keys)
         found, where = self.phrases.find(windows)
         for at, index in zip(found.tolist(), where.tolist()):
             offset, n = max(o for o in offsets if o[0] <= at)
-            yield at - offset, n, self.origins[self.phrases.origins[index]]
+            first = at - offset
+            words = zip(starts[first : first + n].tolist(), ends[first : first + n].tolist())
+            yield " ".join(text[start:end] for start, end in words), self.origins[self.phrases.origins[index]]
 
     def narrower_than(self, other: "Fingerprints") -> bool:
         """Is everything this bundle must not contain also forbidden in `other`? (Then a file that
         was clean for `other` is clean here too.)"""
-        return (self.vocab is other.vocab and self.hashes.keys() <= other.hashes.keys()
+        return (self.hashes.keys() <= other.hashes.keys()
                 and other.phrases.seen_in(self.phrases.hashes).sum() == len(self.phrases.hashes))
 
 
@@ -256,6 +312,36 @@ def _theme_text() -> str:
 
 
 _CHUNK = 1 << 20  # words of shown text hashed at a time (a window per word and phrase length)
+_BATCH = 1 << 22  # characters of text split into words at a time
+
+
+def _text_keys(texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The keys and lengths of the words of many texts, each text followed by a phrase-end mark.
+
+    Texts are normalised and split in batches of a few million characters: one numpy pass per
+    batch rather than per text, and never the whole site's text at once."""
+    keys: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
+    batch: list[str] = []
+    size = 0
+
+    def split() -> None:
+        found, starts, ends = word_keys(normalised(_SPLIT.join(batch) + _SPLIT))
+        keys.append(found)
+        lengths.append((ends - starts).astype(np.int32))
+        batch.clear()
+
+    for text in texts:
+        batch.append(text.replace(_SPLIT, " ") if _SPLIT in text else text)  # one mark per text
+        size += len(text)
+        if size > _BATCH:
+            split()
+            size = 0
+    if batch:
+        split()
+    if not keys:
+        return np.empty(0, np.uint64), np.empty(0, np.int32)
+    return np.concatenate(keys), np.concatenate(lengths)
 
 
 class Secrets:
@@ -269,7 +355,6 @@ class Secrets:
 
     def __init__(self, config: Config, site: Site, gate: Gate, history: History | None = None) -> None:
         self.config, self.site, self.gate, self.history = config, site, gate, history
-        self.vocab: dict[str, int] = {_SPLIT: _NO_WORD}
         self.origins: list[tuple[str, str]] = []  # (origin, kind), numbered for the table
         self._theme: np.ndarray | None = None
         self._targets: dict[str, tuple[str, ...]] = {}
@@ -307,52 +392,36 @@ class Secrets:
             for (sha, subject), rank in sorted(ranks.items()):
                 yield rank, subject, f"commit {sha}", "commit message", True
 
-    def _encode(self, words: list[str], grow: bool = False) -> np.ndarray:
-        """The keys of `words`; with `grow`, words new to the vocabulary get one."""
-        vocab = self.vocab
-        if grow:
-            for word in dict.fromkeys(words):
-                if word not in vocab:
-                    vocab[word] = _word_key(len(vocab))
-        return np.fromiter(map(vocab.get, words, repeat(_NO_WORD)), np.uint64, len(words))
-
     def _phrases(self, items: list[tuple[int, str, str, str, bool]]) -> Phrases:
         """Hash every secret text at once: the SHINGLE-word shingles inside each text, and whole
         phrases (titles, headings…) shorter than that. A phrase found in several places keeps the
         most restricted one (it is secret wherever that one is), the first of them as its origin."""
-        parts: list[np.ndarray] = []
-        ranks: list[int] = []
-        origins: list[int] = []
-        short: list[int] = []  # the length of a whole phrase shorter than SHINGLE, else 0
         numbers: dict[tuple[str, str], int] = {}
-        for rank, text, origin, kind, whole in items:
-            words = tokens(text)
-            if not words or (whole and len(words) == 1 and len(words[0]) < MIN_SINGLE):
-                continue
-            parts += [self._encode(words, grow=True), _SEPARATOR]
-            ranks.append(rank)
-            origins.append(numbers.setdefault((origin, kind), len(numbers)))
-            short.append(len(words) if whole and len(words) < SHINGLE else 0)
+        origin_of = np.array([numbers.setdefault((origin, kind), len(numbers)) for _, _, origin, kind, _ in items], np.int32)
         self.origins = list(numbers)
-        if not parts:
+        rank_of = np.array([item[0] for item in items], np.int32)
+        whole = np.array([item[4] for item in items], bool)
+        keys, word_lengths = _text_keys(item[1] for item in items)
+        if not len(keys):
             return Phrases.none()
-        keys = np.concatenate(parts)
-        lengths = np.array([len(part) for part in parts[::2]])
-        starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-        rank_of, origin_of, short_of = np.array(ranks, np.int32), np.array(origins, np.int32), np.array(short)
+        marks = np.flatnonzero(keys == _NO_WORD)  # one after each item's words
+        lengths = np.diff(marks, prepend=-1) - 1  # words per item
+        starts = marks - lengths
+        single = (lengths == 1) & (word_lengths[starts] < MIN_SINGLE)  # one short word: no fingerprint
+        short_of = np.where(whole & (lengths < SHINGLE) & ~single, lengths, 0)
         shingles = _ngrams(keys, SHINGLE)
         gaps = np.concatenate(([0], np.cumsum(keys == _NO_WORD, dtype=np.int32)))  # separators before each position
         inside = np.flatnonzero(gaps[SHINGLE : SHINGLE + len(shingles)] == gaps[: len(shingles)])
         del gaps
         owner = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths + 1)
-        hashes, items, sizes = [shingles[inside]], [owner[inside]], [np.full(len(inside), SHINGLE, np.uint8)]
+        hashes, owners, sizes = [shingles[inside]], [owner[inside]], [np.full(len(inside), SHINGLE, np.uint8)]
         del shingles, owner, inside
         for n in range(1, SHINGLE):
-            whole = np.flatnonzero(short_of == n)
-            hashes.append(_ngrams(keys, n)[starts[whole]])
-            items.append(whole)
-            sizes.append(np.full(len(whole), n, np.uint8))
-        hash_of, item_of, size_of = np.concatenate(hashes), np.concatenate(items), np.concatenate(sizes)
+            chosen = np.flatnonzero(short_of == n)
+            hashes.append(_ngrams(keys, n)[starts[chosen]])
+            owners.append(chosen)
+            sizes.append(np.full(len(chosen), n, np.uint8))
+        hash_of, item_of, size_of = np.concatenate(hashes), np.concatenate(owners), np.concatenate(sizes)
         order = np.lexsort((item_of, -rank_of[item_of], hash_of))  # by hash, most restricted first, then first seen
         hash_of, item_of, size_of = hash_of[order], item_of[order], size_of[order]
         first = np.ones(len(hash_of), bool)
@@ -401,15 +470,11 @@ class Secrets:
     def _shown(self, texts: list[str]) -> np.ndarray:
         """The keys of every text a bundle shows — as readers see it and, where its source lines
         differ (diffs show source), as written — and of the theme's files as they are (its
-        scripts are no Markdown), separated so that no phrase runs from one into the next."""
+        scripts are no Markdown), a phrase-end mark after each."""
         if self._theme is None:
-            self._theme = self._encode(tokens(_theme_text()))
-        parts = [self._theme]
-        for text in dict.fromkeys(texts):
-            for form in (visible_words(text), _marked_up_lines(text)):
-                if form:
-                    parts += [_SEPARATOR, self._encode(tokens(form))]
-        return np.concatenate(parts)
+            self._theme = _text_keys([_theme_text()])[0]
+        forms = (form for text in dict.fromkeys(texts) for form in (visible_words(text), _marked_up_lines(text)) if form)
+        return np.concatenate((self._theme, _text_keys(forms)[0]))
 
     def for_bundle(self, bundle: Bundle) -> Fingerprints:
         """The fingerprints of everything `bundle` must not contain, minus what it legitimately shows."""
@@ -422,7 +487,7 @@ class Secrets:
             for start in range(0, len(shown), _CHUNK):  # in pieces: a bundle shows millions of words
                 seen |= phrases.seen_in(phrases.windows(shown[start : start + _CHUNK + SHINGLE - 1])[0])
             phrases = phrases.select(~seen)
-        prints = Fingerprints(self.vocab, phrases, self.origins)
+        prints = Fingerprints(phrases, self.origins)
         attachments = self.site.attachments
         shown_files = {attachments[s].sha256 for s in files}
         for source, attachment in sorted(attachments.items()):
@@ -551,14 +616,13 @@ class Scanner:
         keys = list(map(hash, segments))
         clean = self.clean
         fresh = [segment for segment, key in zip(segments, keys) if key not in clean]
-        if not fresh or not prints.any(prints.ids(tokens(_PHRASE_END.join(fresh)))):
+        if not fresh or not prints.any(word_keys(normalised(_PHRASE_END.join(fresh)))[0]):
             clean.update(keys)
             if not leaks:
                 self.clean_files.add(digest)
             return list(leaks.values())
         for segment in fresh:  # a leak: find which segments hold it and what it says
-            words = tokens(segment)
-            found = [(" ".join(words[start : start + length]), origin, kind) for start, length, (origin, kind) in prints.matches(words)]
+            found = [(fragment, origin, kind) for fragment, (origin, kind) in prints.matches(segment)]
             if not found:
                 clean.add(hash(segment))
             for fragment, origin, kind in found:
