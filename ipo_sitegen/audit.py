@@ -535,11 +535,13 @@ def _script_strings(code: str) -> list[str]:
     """The code around string literals, and every literal decoded as the JS engine would."""
     found = [_JS_STRING.sub(" ", code)]
     for literal in _JS_STRING.findall(code):
-        body = _HEX_ESCAPE.sub(lambda m: "\\u00" + m.group(1), literal[1:-1].replace("\\'", "'"))
-        try:
-            value = json.loads('"' + body + '"')
-        except ValueError:
-            value = literal
+        value = literal[1:-1]
+        if "\\" in value:  # escapes to decode (most literals have none)
+            body = _HEX_ESCAPE.sub(lambda m: "\\u00" + m.group(1), value.replace("\\'", "'"))
+            try:
+                value = json.loads('"' + body + '"')
+            except ValueError:
+                value = literal
         found += _markup_text(unquote(value))
     return found
 
@@ -584,48 +586,84 @@ class Scanner:
     A page's text recurs in many files (the page, its history, other bundles' copies of it), so a
     segment found clean is not tokenised again while the fingerprints stay the same or narrower
     (bundles are scanned from the least to the most restricted, whose fingerprints are a subset).
-    A file's new segments are tokenised as one string with a phrase-ending mark between them:
-    one pass in C instead of one per segment. Segments are remembered by their 64-bit hash; a
-    collision would need ~2^32 distinct segments to be likely, far beyond any site.
+    New segments are queued and checked in batches of about a million characters, joined with a
+    phrase-ending mark: one pass in C for many files (a file at a time, the cost was in numpy's
+    per-call overhead and a cold cache). Only a batch that holds a leak is checked again, file by
+    file, to say where. Segments are remembered by their 64-bit hash; a collision would need
+    ~2^32 distinct segments to be likely, far beyond any site.
     """
+
+    BATCH = 1 << 20  # characters of new text checked at once
 
     def __init__(self) -> None:
         self.prints: Fingerprints | None = None
         self.clean: set[int] = set()
         self.clean_files: set[str] = set()
+        self._queue: list[tuple[str, str, str, list[str], list[int]]] = []  # (bundle, file, digest, segments, their hashes)
+        self._queued: set[int] = set()  # hashes of the segments in the queue's text
+        self._text: list[str] = []
+        self._size = 0
 
     def use(self, prints: Fingerprints) -> None:
+        """Scan with these fingerprints from now on (check what is queued first: `flush`)."""
+        assert not self._queue, "flush() before changing fingerprints"
         if self.prints is None or not prints.narrower_than(self.prints):
             self.clean, self.clean_files = set(), set()
         self.prints = prints
 
     def file(self, name: str, data: bytes, bundle: str) -> list[Leak]:
-        """The leaks in one file (one per origin and kind)."""
+        """Check one file, or queue it: the leaks found now (one per origin and kind)."""
         prints = self.prints
         assert prints is not None
         digest = hashlib.sha256(data).hexdigest()
-        leaks: dict[tuple[str, str], Leak] = {}
+        leaks = []
         if digest in prints.hashes:
             origin = prints.hashes[digest]
-            leaks[(origin, "attachment")] = Leak(bundle, name, f"file with SHA-256 {digest[:16]}…", origin, "attachment")
-        if digest in self.clean_files or b"\x00" in data[:1024]:
-            return list(leaks.values())  # binary: the hash check above is all that applies
-        if prints.empty:
-            return list(leaks.values())
+            leaks.append(Leak(bundle, name, f"file with SHA-256 {digest[:16]}…", origin, "attachment"))
+        if digest in self.clean_files or b"\x00" in data[:1024] or prints.empty:
+            return leaks  # binary, or nothing to look for: the hash check above is all that applies
         segments = _segments(name, data)
         keys = list(map(hash, segments))
-        clean = self.clean
-        fresh = [segment for segment, key in zip(segments, keys) if key not in clean]
-        if not fresh or not prints.any(word_keys(normalised(_PHRASE_END.join(fresh)))[0]):
-            clean.update(keys)
+        fresh = [segment for segment, key in zip(segments, keys) if key not in self.clean and key not in self._queued]
+        if not fresh and not any(key in self._queued for key in keys):
             if not leaks:
                 self.clean_files.add(digest)
-            return list(leaks.values())
-        for segment in fresh:  # a leak: find which segments hold it and what it says
-            found = [(fragment, origin, kind) for fragment, (origin, kind) in prints.matches(segment)]
+            return leaks
+        self._queue.append((bundle, name, "" if leaks else digest, segments, keys))
+        self._queued.update(map(hash, fresh))
+        self._text += fresh
+        self._size += sum(map(len, fresh))
+        return leaks + (self.flush() if self._size > self.BATCH else [])
+
+    def flush(self) -> list[Leak]:
+        """Check the queued files: the leaks in them."""
+        queue, text = self._queue, self._text
+        self._queue, self._queued, self._text, self._size = [], set(), [], 0
+        if not queue:
+            return []
+        assert self.prints is not None
+        if not self.prints.any(word_keys(normalised(_PHRASE_END.join(text)))[0]):
+            for _, _, digest, _, keys in queue:
+                self.clean.update(keys)
+                if digest:
+                    self.clean_files.add(digest)
+            return []
+        return [leak for bundle, name, _, segments, keys in queue for leak in self._check(bundle, name, segments, keys)]
+
+    def _check(self, bundle: str, name: str, segments: list[str], keys: list[int]) -> list[Leak]:
+        """The leaks in one file of a batch that holds some, and what they say."""
+        prints = self.prints
+        assert prints is not None
+        leaks: dict[tuple[str, str], Leak] = {}
+        fresh = [(segment, key) for segment, key in zip(segments, keys) if key not in self.clean]
+        if not prints.any(word_keys(normalised(_PHRASE_END.join(segment for segment, _ in fresh)))[0]):
+            self.clean.update(keys)
+            return []
+        for segment, key in fresh:
+            found = list(prints.matches(segment))
             if not found:
-                clean.add(hash(segment))
-            for fragment, origin, kind in found:
+                self.clean.add(key)
+            for fragment, (origin, kind) in found:
                 leaks.setdefault((origin, kind), Leak(bundle, name, fragment, origin, kind))
         return list(leaks.values())
 
@@ -636,9 +674,9 @@ _PHRASE_END = " " + _SPLIT + " "
 def bundle_files(folder: Path) -> list[str]:
     """Every file under `folder` (os.walk: pathlib's rglob is ten times slower on a large bundle)."""
     found = []
+    top = len(str(folder)) + 1
     for here, _, files in os.walk(folder):
-        prefix = os.path.relpath(here, folder).replace(os.sep, "/")
-        prefix = "" if prefix == "." else prefix + "/"
+        prefix = here[top:].replace(os.sep, "/") + "/" if len(here) >= top else ""
         found += [prefix + name for name in files]  # (a bundle holds no links: the writer makes none)
     return sorted(found)
 
@@ -664,6 +702,7 @@ def _scan_share(share: tuple[int, int]) -> list[Leak]:
                 except (FileNotFoundError, IsADirectoryError):
                     continue
                 leaks += scanner.file(name, data, bundle.name)
+        leaks += scanner.flush()
     return leaks
 
 
