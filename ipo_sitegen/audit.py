@@ -44,7 +44,10 @@ _SPLIT = "\x00"  # between block elements: a phrase never runs from one element 
 _SEPARATOR = np.zeros(1, np.uint64)  # between texts hashed together: its key is _NO_WORD
 _WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit of a word, in any script
 _HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
-_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)|(?:href|src)\s*=\s*[\"']([^\"']+)[\"']")
+# Link targets in Markdown and in HTML, as two patterns: each starts with a literal that the regex
+# engine searches for, where one alternation would be tried at every character.
+_MD_TARGET_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
+_HTML_TARGET_LINK = re.compile(r"(?:href|src)\s*=\s*[\"']([^\"']+)[\"']")
 _TAG = re.compile(r"<[^>]*>")
 _JS_STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'')
 _BLOCK_TAGS = {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "tr", "table", "section",
@@ -226,14 +229,9 @@ class Phrases:
         return maybe[found], where[found]
 
     def seen_in(self, hashes: np.ndarray) -> np.ndarray:
-        """Which of the table's phrases occur among `hashes`: for many hashes, sorted first, so
-        that the binary searches walk the table in order (cache-friendly)."""
+        """Which of the table's phrases occur among `hashes`."""
         seen = np.zeros(len(self.hashes), bool)
-        if len(self.hashes) and len(hashes):
-            hashes = np.sort(hashes)
-            where = np.searchsorted(self.hashes, hashes)
-            where[where == len(self.hashes)] = 0
-            seen[where[self.hashes[where] == hashes]] = True
+        seen[self.find(hashes)[1]] = True
         return seen
 
 
@@ -291,15 +289,12 @@ def _paragraphs(markdown_text: str) -> list[str]:
     return [p for p in re.split(r"\n\s*\n", visible_words(markdown_text)) if p.strip()]
 
 
-_MARKED_UP_LINE = re.compile(r"^[^\n]*?(?:\]\(|<)[^\n]*$", re.M)
-
-
 def _marked_up_lines(markdown_text: str) -> str:
     """The source lines that differ from what a reader sees (links, images, tags): diffs show
     source, line by line, so their words count as seen too; other lines are in `visible_words`."""
     if "](" not in markdown_text and "<" not in markdown_text:
         return ""
-    return "\n".join(_MARKED_UP_LINE.findall(markdown_text))
+    return "\n".join(line for line in markdown_text.split("\n") if "](" in line or "<" in line)
 
 
 def _theme_text() -> str:
@@ -430,7 +425,7 @@ class Secrets:
 
     def _link_targets(self, text: str) -> tuple[str, ...]:
         if text not in self._targets:
-            self._targets[text] = tuple(m.group(1) or m.group(2) for m in _LINK.finditer(text))
+            self._targets[text] = (*_MD_TARGET_LINK.findall(text), *_HTML_TARGET_LINK.findall(text))
         return self._targets[text]
 
     def _past(self, bundle: Bundle) -> Iterator[str]:
