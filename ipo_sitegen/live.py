@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .audit import ScanJob, Secrets, scan_bundles
 from .build import BundleOutput, BuildResult, Options, Plan, build, plan
+from .changes import history_files
 from .content import Page
 from .errors import BuildError
 from .rebuild import PageFacts, Work, affected
@@ -92,6 +93,11 @@ class LiveBuild:
                 output.lists()
             if work.history:
                 output.history(None if head_changed else work.pages)
+                # History and change pages of a page that left the bundle, moved or lost changes.
+                before = old.history.changes_for(bundle) if old.history else {}
+                for source in before.keys() if head_changed else work.pages & before.keys():
+                    for name in history_files(before[source]) - writer.written:
+                        writer.remove(name)
             if work.attachments:
                 output.attachments()
             writer.finish(bundle.name, bundle.tier)
