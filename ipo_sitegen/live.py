@@ -16,6 +16,7 @@ from .build import BundleOutput, BuildResult, Options, Plan, build, plan
 from .changes import history_files
 from .content import Page
 from .errors import BuildError
+from .history import History
 from .rebuild import PageFacts, Work, affected
 from .write import BundleWriter
 
@@ -73,8 +74,8 @@ class LiveBuild:
             self.full()
             return Work(full=True)
         old = self.last
-        if not head_changed and not work.lists and not work.labels and old.log is not None:
-            new.history = old.history  # same commits, same titles and places: the same history views
+        if new.log is not None:  # what did not change is taken from the last history
+            new.history = History(new.config, new.site, new.gate, new.log, earlier=old.history)
         written: dict[str, list[str]] = {}
         for bundle in new.bundles:
             writer = BundleWriter.in_place(self.out / bundle.name)
