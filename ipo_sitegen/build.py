@@ -164,7 +164,7 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None, known: 
     rendered.update(fresh)
     if cache:
         cache.put_many(fresh)
-        if not options.bundles:
+        if not options.bundles and known is None:  # (`serve`'s edits are forgotten at the next build)
             cache.keep_only(set(jobs))
         cache.close()
     result.rendered = {pair: rendered[key] for pair, key in keys.items()}

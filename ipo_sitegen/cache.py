@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import sqlite3
+from functools import lru_cache
 from pathlib import Path
 
 import markdown
@@ -23,6 +24,7 @@ CACHE_DIR = ".sitegen-cache"
 _SALT = repr((__version__, markdown.__version__, EXTENSIONS, sorted(EXTENSION_CONFIGS.items(), key=str))).encode()
 
 
+@lru_cache(maxsize=1 << 16)  # `serve` plans again after each save: most texts are the same strings again
 def render_key(folder: str, text: str) -> str:
     return hashlib.sha256(_SALT + b"\0" + folder.encode() + b"\0" + text.encode()).hexdigest()
 

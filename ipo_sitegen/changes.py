@@ -40,6 +40,13 @@ def change_url(change: Change) -> str:
     return f"changes/{change.key}"
 
 
+def history_files(changes: list[Change]) -> set[str]:
+    """The files of a page's history in a bundle: its history page and one page per change."""
+    if not changes:
+        return set()
+    return {history_url(changes[-1].page.url) + "index.html", *(change_url(c) + "index.html" for c in changes)}
+
+
 @dataclass(frozen=True)
 class DiffRow:
     kind: str  # "equal", "insert", "delete" or "fold"

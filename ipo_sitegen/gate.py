@@ -15,6 +15,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from .config import Bundle, Config
 from .content import Attachment, Page, Site
@@ -158,6 +159,11 @@ def hidden_blocks(segments: list[Segment], rank: int) -> list[HiddenBlock]:
     return [HiddenBlock(s.text, s.rank, s.line) for s in segments if s.rank > rank and s.text]
 
 
+# The segments of every body the last gate parsed without a problem, by body, first line and tiers:
+# `sitegen serve` gates the whole site again after each save, and the bodies are mostly the same.
+_PARSED: dict[tuple[str, int, tuple[str, ...]], list[Segment]] = {}
+
+
 class Gate:
     """Decides, once per build, the tier of every page and what each bundle holds."""
 
@@ -168,6 +174,7 @@ class Gate:
         self.most_restricted = len(self.tiers) - 1
         self.segments: dict[str, list[Segment]] = {}
         self.drafts = drafts
+        self._pages: dict[str, list[Page]] = {}
         self._resolve(problems, drafts, today or date.today())
         self._folder_floor: dict[str, int] = {}
         for page in self.site.pages.values():
@@ -176,11 +183,12 @@ class Gate:
 
     # -- pages ---------------------------------------------------------------------------
     def _resolve(self, problems: Problems, drafts: bool, today: date) -> None:
+        global _PARSED
         content = self.config.content_dir
+        parsed: dict[tuple[str, int, tuple[str, ...]], list[Segment]] = {}
         for source in sorted(self.site.pages):
             page = self.site.pages[source]
-            path = content / source
-            self.segments[source] = parse_blocks(page, self.tiers, problems, path)
+            self.segments[source] = self._parse(page, problems, content, parsed)
             chain = self.site.section_chain(page)
             page.published = drafts or all(self._live(p, today) for p in [*chain, page])
             if page.is_home:
@@ -192,7 +200,7 @@ class Gate:
             page.rank = effective_rank(self.tiers, page.audience, [p.audience for p in chain])
             if page.audience in self.tiers and self.tiers.index(page.audience) < page.rank:
                 section = next(p for p in reversed(chain) if p.audience == self.tiers[page.rank])
-                problems.warning(path, page.line_of("audience"),
+                problems.warning(content / source, page.line_of("audience"),
                                  f"audience '{page.audience}' is less restrictive than its section "
                                  f"content/{section.source} ('{section.audience}'); the page gets '{section.audience}'",
                                  f"set 'audience: {section.audience}' or move the page")
@@ -202,6 +210,21 @@ class Gate:
                 inside = [p.rank for p in self.site.pages.values()
                           if p is not page and p.source.startswith(page.folder + "/") and p.rank >= 0 and p.published]
                 page.rank = min(inside, default=self.most_restricted)
+        _PARSED = parsed
+
+    def _parse(self, page: Page, problems: Problems, content: Path,
+               parsed: dict[tuple[str, int, tuple[str, ...]], list[Segment]]) -> list[Segment]:
+        """`parse_blocks`, or the segments the last gate found for the same body (added to `parsed`);
+        a body with a problem is parsed again on every run, to report it."""
+        key = (page.body, page.body_line, self.tiers)
+        segments = _PARSED.get(key)
+        if segments is None:
+            reported = len(problems.items)
+            segments = parse_blocks(page, self.tiers, problems, content / page.source)
+            if len(problems.items) > reported:
+                return segments
+        parsed[key] = segments
+        return segments
 
     @staticmethod
     def _live(page: Page, today: date) -> bool:
@@ -215,7 +238,10 @@ class Gate:
         return page.published and page.rank <= bundle.rank
 
     def pages_for(self, bundle: Bundle) -> list[Page]:
-        return [p for _, p in sorted(self.site.pages.items()) if self.visible(p, bundle)]
+        """The pages `bundle` holds, by source path (made once per bundle: callers must not change the list)."""
+        if bundle.name not in self._pages:
+            self._pages[bundle.name] = [p for _, p in sorted(self.site.pages.items()) if self.visible(p, bundle)]
+        return self._pages[bundle.name]
 
     def lowest_bundle(self, page: Page) -> Bundle | None:
         """The least restricted bundle that holds `page` (the target of a locked link)."""

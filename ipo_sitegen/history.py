@@ -23,7 +23,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -143,6 +143,11 @@ def _read_blobs(root: Path, shas: list[str]) -> dict[str, str]:
     return blobs
 
 
+# The last log this process read (cache file -> commits, texts): `sitegen serve` reads the history
+# again after every save, and loading the whole of it from the cache costs more than the rest.
+_LOGS: dict[Path, tuple[list[Commit], dict[str, str]]] = {}
+
+
 def read_git(root: Path, content: str = "content", use_cache: bool = True) -> GitLog:
     """Read the history of `root/content` with a fixed number of git processes."""
     log = GitLog()
@@ -171,7 +176,11 @@ def read_git(root: Path, content: str = "content", use_cache: bool = True) -> Gi
 
     cache = root / CACHE_DIR / f"history-{log.head}-{hashlib.sha1(prefix.encode()).hexdigest()[:8]}.pickle"
     cached = False
-    if use_cache and cache.is_file():
+    remembered = _LOGS.get(cache) if use_cache else None
+    if remembered is not None:
+        log.commits, log.blobs = remembered
+        cached = True
+    elif use_cache and cache.is_file():
         try:
             log.commits, log.blobs = pickle.loads(cache.read_bytes())
             cached = True
@@ -195,7 +204,12 @@ def read_git(root: Path, content: str = "content", use_cache: bool = True) -> Gi
               if c.new_blob and c.new_path and c.new_path.endswith(".md")} - on_disk - set(log.blobs)
     if wanted:
         log.blobs.update(_read_blobs(root, sorted(wanted)))
-    if use_cache and (wanted or not cached):
+    if use_cache:
+        _LOGS.clear()
+        _LOGS[cache] = (log.commits, log.blobs)
+    # Once cached, only the committed texts of files modified since are wanted: a few texts, cheaper
+    # to ask git for again than the whole cache is to write again.
+    if use_cache and not cached:
         try:
             cache.parent.mkdir(exist_ok=True)
             tmp = cache.with_suffix(".tmp")
@@ -301,7 +315,7 @@ class Version:
 class Change:
     """A revision as one bundle sees it."""
 
-    page: Page  # the page as it is now
+    page: Page  # the page as it is now (or an equal copy of it, from an earlier build of `serve`)
     commit: Commit
     title: str  # the title at that revision
     version: Version  # the gated Markdown at that revision
@@ -324,23 +338,41 @@ class Change:
 class History:
     """Every page's revisions (renames followed) and the audience of each file at each commit."""
 
-    def __init__(self, config: Config, site: Site, gate: Gate, log: GitLog) -> None:
+    def __init__(self, config: Config, site: Site, gate: Gate, log: GitLog, earlier: History | None = None) -> None:
+        """With `earlier`, the history of the last build (`sitegen serve`, after an edit): what depends
+        on the commits alone is taken from it when the commits are the same, and so is each page's
+        list of changes when the page is equal and the gate decided the same for every page."""
         self.config = config
         self.site = site
         self.gate = gate
         self.log = log
-        self._snapshots: dict[str, Snapshot] = {}
-        self._timeline: dict[str, tuple[list[int], list[str | None]]] = {}
-        self.lineage: dict[str, list[Revision]] = {}
         self._views: dict[str, dict[str, list[Change]]] = {}
-        self._message_ranks: dict[int, int] = {}
-        self._ranks: dict[tuple[str, int], int] = {}
-        self._on_disk: dict[str, str] = {}
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
-        self._kept: dict[tuple[str, str], frozenset[str]] = {}
-        self._follow()
+        # What the gate-dependent memos below depend on: each page's visibility, which files exist.
+        self._decisions = ({s: (p.rank, p.published) for s, p in site.pages.items()}, self._index)
+        self._earlier_views: dict[str, dict[str, list[Change]]] = {}
+        self._earlier_pages: dict[str, Page] = {}
+        if (earlier is not None and log.head is not None and earlier.log.head == log.head
+                and earlier.config.tiers == config.tiers and earlier.gate.drafts == gate.drafts):
+            self._timeline, self._revisions = earlier._timeline, earlier._revisions
+            self._snapshots, self._ranks = earlier._snapshots, earlier._ranks
+        else:
+            self._timeline, self._revisions = self._follow()
+            self._snapshots: dict[str, Snapshot] = {}
+            self._ranks: dict[tuple[str, int], int] = {}
+        if earlier is not None and self._snapshots is earlier._snapshots and earlier._decisions == self._decisions:
+            self._message_ranks, self._kept = earlier._message_ranks, earlier._kept
+            self._earlier_views, self._earlier_pages = earlier._views, earlier.site.pages
+        else:
+            self._message_ranks: dict[int, int] = {}
+            self._kept: dict[tuple[str, str], frozenset[str]] = {}
+        self.lineage = {path: revisions for path, revisions in self._revisions.items() if path in site.pages}
+        # Blobs whose text read_git left out because a clean file on disk holds it.
+        self._on_disk = {revisions[-1].blob: path for path, revisions in self.lineage.items()
+                         if path not in log.uncommitted and revisions[-1].blob not in log.blobs}
 
-    def _follow(self) -> None:
+    def _follow(self) -> tuple[dict[str, tuple[list[int], list[str | None]]], dict[str, list[Revision]]]:
+        """Each path's blob after each commit that touched it, and each path's page revisions."""
         live: dict[str, list[Revision]] = {}
         timeline: dict[str, tuple[list[int], list[str | None]]] = {}
         for index, commit in enumerate(self.log.commits):
@@ -359,11 +391,7 @@ class History:
                 if change.new_path and change.new_path.endswith(".md") and change.new_blob:
                     revisions.append(Revision(commit, index, change.new_path, change.new_blob))
                     live[change.new_path] = revisions
-        self._timeline = timeline
-        self.lineage = {path: revisions for path, revisions in live.items() if path in self.site.pages}
-        # Blobs whose text read_git left out because a clean file on disk holds it.
-        self._on_disk = {revisions[-1].blob: path for path, revisions in self.lineage.items()
-                         if path not in self.log.uncommitted and revisions[-1].blob not in self.log.blobs}
+        return timeline, live
 
     # -- the state of the tree at a commit ------------------------------------------------
     def blob_at(self, path: str, index: int) -> str | None:
@@ -485,9 +513,21 @@ class History:
             self._views[bundle.name] = self._changes_for(bundle, self.gate.pages_for(bundle))
         return self._views[bundle.name]
 
+    def _adopt(self, changes: list[Change]) -> list[Change]:
+        """An earlier history's changes of a page, its versions redacted by this history from now
+        on: a version kept pointing at the earlier one would keep it (and its own earlier one…)
+        alive for as long as `serve` runs."""
+        versions = {id(c.version): replace(c.version, history=self) for c in changes}  # a change's `before` is an earlier one's version
+        return [replace(c, version=versions[id(c.version)], before=versions[id(c.before)] if c.before else None) for c in changes]
+
     def _changes_for(self, bundle: Bundle, pages: list[Page]) -> dict[str, list[Change]]:
         result: dict[str, list[Change]] = {}
+        earlier = self._earlier_views.get(bundle.name)
         for page in pages:
+            if earlier is not None and self._earlier_pages.get(page.source) == page:
+                if page.source in earlier:
+                    result[page.source] = self._adopt(earlier[page.source])
+                continue
             previous: tuple[str, str] | None = None  # (title, text) as the bundle saw the last revision
             before: Version | None = None
             changes: list[Change] = []

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from .audit import ScanJob, Secrets, scan_bundles
 from .build import BundleOutput, BuildResult, Options, Plan, build, plan
+from .changes import history_files
 from .content import Page
 from .errors import BuildError
+from .history import History
 from .rebuild import PageFacts, Work, affected
 from .write import BundleWriter
 
@@ -72,8 +74,8 @@ class LiveBuild:
             self.full()
             return Work(full=True)
         old = self.last
-        if not head_changed and not work.lists and not work.labels and old.log is not None:
-            new.history = old.history  # same commits, same titles and places: the same history views
+        if new.log is not None:  # what did not change is taken from the last history
+            new.history = History(new.config, new.site, new.gate, new.log, earlier=old.history)
         written: dict[str, list[str]] = {}
         for bundle in new.bundles:
             writer = BundleWriter.in_place(self.out / bundle.name)
@@ -92,6 +94,11 @@ class LiveBuild:
                 output.lists()
             if work.history:
                 output.history(None if head_changed else work.pages)
+                # History and change pages of a page that left the bundle, moved or lost changes.
+                before = old.history.changes_for(bundle) if old.history else {}
+                for source in before.keys() if head_changed else work.pages & before.keys():
+                    for name in history_files(before[source]) - writer.written:
+                        writer.remove(name)
             if work.attachments:
                 output.attachments()
             writer.finish(bundle.name, bundle.tier)

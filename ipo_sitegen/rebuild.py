@@ -56,6 +56,19 @@ def _index_of(folder: str) -> str:
     return f"{folder}/_index.md" if folder else "_index.md"
 
 
+def _dependents(old: dict[str, PageFacts], new: dict[str, PageFacts]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """The pages of each section and the pages linking to each target, in either build (only needed,
+    and only made, when a change shows in other pages)."""
+    by_section: dict[str, set[str]] = {}
+    linked_from: dict[str, set[str]] = {}
+    for facts in (old, new):
+        for source, page in facts.items():
+            by_section.setdefault(_section(source), set()).add(source)
+            for target in page.targets:
+                linked_from.setdefault(target, set()).add(source)
+    return by_section, linked_from
+
+
 def affected(old: dict[str, PageFacts], new: dict[str, PageFacts], changed: set[str], head_changed: bool = False) -> Work:
     """The work a rebuild must do after `changed` (paths relative to the site root)."""
     work = Work()
@@ -66,23 +79,17 @@ def affected(old: dict[str, PageFacts], new: dict[str, PageFacts], changed: set[
     work.attachments = bool(files)
     work.history = head_changed
 
-    by_section: dict[str, set[str]] = {}
-    linked_from: dict[str, set[str]] = {}
-    for facts in (old, new):
-        for source, page in facts.items():
-            by_section.setdefault(_section(source), set()).add(source)
-            for target in page.targets:
-                linked_from.setdefault(target, set()).add(source)
+    different = [source for source in sorted(set(old) | set(new)) if old.get(source) != new.get(source)]
+    shown = {source for source in different if source not in old or source not in new or old[source].shown() != new[source].shown()}
+    by_section, linked_from = _dependents(old, new) if files or shown else ({}, {})
 
     for name in files:  # links to an attachment are checked again when it changes or goes
         work.pages |= linked_from.get(name, set())
-    for source in sorted(set(old) | set(new)):
+    for source in different:
         before, after = old.get(source), new.get(source)
-        if before == after:
-            continue
         work.pages.add(source)
         work.search = True
-        if before is not None and after is not None and before.shown() == after.shown():
+        if source not in shown:
             continue  # only the body changed: no other page shows it
         # Its siblings, its section's index and the home page list or link it.
         section = _section(source)

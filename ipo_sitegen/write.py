@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import encode_basestring_ascii as json_string
 import os
 import posixpath
 import shutil
@@ -85,8 +86,15 @@ class BundleWriter:
         """Write manifest.json: every file of the bundle with its SHA-256, sorted."""
         self.hashes.pop("manifest.json", None)
         self.written.discard("manifest.json")
-        manifest = {"bundle": bundle, "tier": tier, "files": dict(sorted(self.hashes.items()))}
-        self.write("manifest.json", json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+        self.write("manifest.json", manifest_text(bundle, tier, self.hashes))
+
+
+def manifest_text(bundle: str, tier: str, hashes: dict[str, str]) -> str:
+    """`json.dumps({"bundle", "tier", "files" sorted}, indent=1)` and a newline, written by hand:
+    with an indent, json encodes in Python, and `serve` writes manifests of tens of thousands of files on every edit."""
+    files = ",\n".join(f"  {json_string(path)}: {json_string(digest)}" for path, digest in sorted(hashes.items()))
+    body = f"{{\n{files}\n }}" if files else "{}"
+    return f'{{\n "bundle": {json_string(bundle)},\n "tier": {json_string(tier)},\n "files": {body}\n}}\n'
 
 
 def staging_folder(out: Path) -> Path:

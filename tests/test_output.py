@@ -351,3 +351,11 @@ def test_no_canary_leaks_into_a_lower_bundle(tmp_path, config):
     home = (site / "build/public/index.html").read_text()
     assert "members area" in home and 'class="locked"' in home
     assert has_page(site, "internal", "serval-zone/dugong-procedures/")
+
+
+@pytest.mark.parametrize("hashes", [{}, {"b/index.html": "ab" * 32, "a/ü \"x\".png": "cd" * 32, "a": "ef" * 32}], ids=["empty", "files"])
+def test_the_manifest_is_the_indented_json_of_its_sorted_files(hashes: dict[str, str]) -> None:
+    from ipo_sitegen.write import manifest_text
+
+    expected = json.dumps({"bundle": "pub\"lic", "tier": "tiér", "files": dict(sorted(hashes.items()))}, indent=1) + "\n"
+    assert manifest_text("pub\"lic", "tiér", hashes) == expected

@@ -1,0 +1,54 @@
+"""`sitegen serve`'s in-place updates (LiveBuild) against full builds of the same content.
+
+Every step edits the site, updates the served output in place, and compares it byte for byte with
+a full build made by a separate process (so that nothing kept in memory by this one is shared).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import read_tree
+from test_history import Repo, page, story  # noqa: F401 - story is a fixture
+
+from ipo_sitegen.build import Options
+from ipo_sitegen.live import LiveBuild
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def full_build(site: Path, out: Path) -> dict[str, bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "ipo_sitegen", "build", "--root", str(site), "--out", str(out), "-q", "--no-cache"],
+                   env=env, check=True, capture_output=True)
+    return read_tree(out)
+
+
+EDITS = [
+    ("a body edit", "guide/intro.md", page("Introduction", None, "Hello offices, welcome aboard.\n\nA new paragraph.")),
+    ("a title edit", "guide/intro.md", page("Getting started", None, "Hello offices, welcome aboard.\n\nA new paragraph.")),
+    ("a committed page's title edit", "guide/questions.md", page("Answers", "public", "Public answers for everyone.")),
+    ("a restricted page's title edit", "ops/keys.md", page("Key rotation", None, "Generate keys with the hardware module zanzibarquill.")),
+    ("a section title edit", "guide/_index.md", page("Guides", "public", "Guides.")),
+    ("a page made restricted", "guide/questions.md", page("Answers", "registered", "Public answers for everyone.")),
+    ("a new link", "guide/intro.md", page("Getting started", None, "See the [answers](questions.md).")),
+    ("a new page", "guide/new.md", page("Newcomer", None, "Brand new.")),
+]
+
+
+@pytest.mark.parametrize("steps", [len(EDITS)], ids=["all edits in a row"])
+def test_each_update_leaves_the_output_of_a_full_build(story: Repo, tmp_path: Path, steps: int) -> None:  # noqa: F811
+    live = LiveBuild(story.root, Options(out=tmp_path / "served", jobs=1))
+    live.full()
+    for number, (what, path, text) in enumerate(EDITS[:steps]):
+        story.write(path, text)
+        work = live.update({str(story.root / "content" / path)})
+        assert not work.full, what
+        expected = full_build(story.root, tmp_path / f"reference-{number}")
+        served = read_tree(tmp_path / "served")
+        assert served.keys() == expected.keys(), what
+        assert [name for name in served if served[name] != expected[name]] == [], what
