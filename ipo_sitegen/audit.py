@@ -26,7 +26,7 @@ import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 from urllib.parse import unquote
 
 import numpy as np
@@ -490,6 +490,33 @@ class Secrets:
                 prints.hashes.setdefault(attachment.sha256, f"content/{source}")
         return prints
 
+    def for_bundles(self, bundles: list[Bundle], workers: int = 1) -> dict[str, Fingerprints]:
+        """The fingerprints of several bundles, by name: with several workers, made in forked
+        processes (which inherit this table) and sent back without the shared list of origins."""
+        global _secrets
+        if workers <= 1 or len(bundles) < 2:
+            return {bundle.name: self.for_bundle(bundle) for bundle in bundles}
+        _secrets = self
+        try:
+            with multiprocessing.get_context("fork").Pool(min(workers, len(bundles))) as pool:
+                made = pool.map(_fingerprints, bundles, chunksize=1)
+        finally:
+            _secrets = None
+        for prints in made:
+            prints.origins = self.origins
+        return {bundle.name: prints for bundle, prints in zip(bundles, made)}
+
+
+_secrets: Secrets | None = None  # what forked workers fingerprint from (inherited, not pickled)
+
+
+def _fingerprints(bundle: Bundle) -> Fingerprints:
+    assert _secrets is not None
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    prints = _secrets.for_bundle(bundle)
+    prints.origins = []  # the parent has them
+    return prints
+
 
 _BLOCK_TAG = re.compile(r"</?(?:" + "|".join(sorted(_BLOCK_TAGS)) + r")\b[^>]*>", re.I)
 _HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
@@ -606,11 +633,10 @@ class Scanner:
             self.clean, self.clean_files = set(), set()
         self.prints = prints
 
-    def file(self, name: str, data: bytes, bundle: str) -> list[Leak]:
-        """Check one file, or queue it: the leaks found now (one per origin and kind)."""
+    def file(self, name: str, data: bytes, bundle: str, digest: str) -> list[Leak]:
+        """Check one file (`digest`: its SHA-256), or queue it: the leaks found now (one per origin and kind)."""
         prints = self.prints
         assert prints is not None
-        digest = hashlib.sha256(data).hexdigest()
         leaks = []
         if digest in prints.hashes:
             origin = prints.hashes[digest]
@@ -676,19 +702,28 @@ def bundle_files(folder: Path) -> list[str]:
     return sorted(found)
 
 
-ScanJob = tuple[Path, Bundle, Fingerprints, list[str]]  # folder, bundle, its fingerprints, the files to scan
+class ScanJob(NamedTuple):
+    folder: Path
+    bundle: Bundle
+    prints: Fingerprints
+    names: list[str]  # the files to scan
+    manifest: dict[str, str] | None = None  # name -> the SHA-256 each should have (`sitegen audit`)
+
+
 _jobs: list[ScanJob] = []  # what forked workers scan (inherited, not pickled: fingerprints are large)
 
 
-def _scan_share(share: tuple[int, int]) -> list[Leak]:
+def _scan_share(share: tuple[int, int]) -> tuple[list[Leak], list[str]]:
     """Scan the files that fall in one share (by a hash of their path, the same in every bundle, so
-    that a page's copies in several bundles meet the same scanner)."""
+    that a page's copies in several bundles meet the same scanner): the leaks, and the files that
+    differ from their manifest."""
     number, shares = share
     if shares > 1:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     scanner = Scanner()
     leaks: list[Leak] = []
-    for folder, bundle, prints, names in _jobs:
+    changed: list[str] = []
+    for folder, bundle, prints, names, manifest in _jobs:
         scanner.use(prints)
         for name in names:
             if zlib.crc32(name.encode()) % shares == number:
@@ -696,32 +731,40 @@ def _scan_share(share: tuple[int, int]) -> list[Leak]:
                     data = (folder / name).read_bytes()
                 except (FileNotFoundError, IsADirectoryError):
                     continue
-                leaks += scanner.file(name, data, bundle.name)
+                digest = hashlib.sha256(data).hexdigest()
+                if manifest is not None and name in manifest and manifest[name] != digest:
+                    changed.append(f"{folder.name}/{name}")
+                leaks += scanner.file(name, data, bundle.name, digest)
         leaks += scanner.flush()
-    return leaks
+    return leaks, changed
 
 
 PARALLEL_FILES = 1000  # below this many files, starting processes costs more than it saves
 
 
 def scan_bundles(jobs: list[ScanJob], workers: int = 1) -> list[Leak]:
-    """Every leak in the given files of built bundles, one per (bundle, file, origin, kind).
+    """Every leak in the given files of built bundles, one per (bundle, file, origin, kind)."""
+    return _scan(jobs, workers)[0]
+
+
+def _scan(jobs: list[ScanJob], workers: int) -> tuple[list[Leak], list[str]]:
+    """The leaks in the jobs' files and the files that differ from their manifest.
 
     Jobs are scanned from the least to the most restricted bundle; with several workers (and a
     large site) the files are shared out over forked processes."""
     global _jobs
-    jobs = sorted(jobs, key=lambda job: job[1].rank)
-    shares = workers if workers > 1 and sum(len(job[3]) for job in jobs) >= PARALLEL_FILES else 1
-    _jobs = jobs
+    _jobs = sorted((ScanJob(*job) for job in jobs), key=lambda job: job.bundle.rank)
+    shares = workers if workers > 1 and sum(len(job.names) for job in _jobs) >= PARALLEL_FILES else 1
     try:
         if shares == 1:
-            leaks = _scan_share((0, 1))
+            parts = [_scan_share((0, 1))]
         else:
             with multiprocessing.get_context("fork").Pool(shares) as pool:
-                leaks = [leak for part in pool.map(_scan_share, [(n, shares) for n in range(shares)]) for leak in part]
+                parts = pool.map(_scan_share, [(n, shares) for n in range(shares)])
     finally:
         _jobs = []
-    return sorted(leaks, key=lambda leak: (leak.bundle, leak.file, leak.origin, leak.kind))
+    leaks = sorted((leak for found, _ in parts for leak in found), key=lambda leak: (leak.bundle, leak.file, leak.origin, leak.kind))
+    return leaks, sorted(name for _, changed in parts for name in changed)
 
 
 def bundle_fingerprints(plan) -> dict[str, Fingerprints]:
@@ -750,13 +793,10 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[li
         except (OSError, ValueError, KeyError) as exc:
             raise ValueError(f"{folder} is not a bundle built from this site ({exc}); pass a folder like build/public") from exc
         listed = manifest.get("files", {})
-        for name, digest in sorted(listed.items()):
-            path = folder / name
-            if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-                notes.append(f"{folder.name}/{name}: differs from manifest.json (changed or removed after the build)")
         names = bundle_files(folder)
-        for name in names:
-            if name != "manifest.json" and name not in listed:
-                notes.append(f"{folder.name}/{name}: not in manifest.json (added after the build)")
-        jobs.append((folder, bundle, secrets.for_bundle(bundle), names))
-    return scan_bundles(jobs, workers), notes
+        notes += [f"{folder.name}/{name}: removed after the build (listed in manifest.json)" for name in sorted(listed.keys() - set(names))]
+        notes += [f"{folder.name}/{name}: not in manifest.json (added after the build)" for name in names if name != "manifest.json" and name not in listed]
+        jobs.append(ScanJob(folder, bundle, Fingerprints(), names, listed))
+    prints = secrets.for_bundles([job.bundle for job in jobs], workers)
+    leaks, changed = _scan([job._replace(prints=prints[job.bundle.name]) for job in jobs], workers)  # reads every file once: the scan checks the manifest's hashes too
+    return leaks, notes + [f"{name}: differs from manifest.json (changed after the build)" for name in changed]

@@ -511,6 +511,7 @@ class History:
         """Each visible page's changes as `bundle` may see them, oldest first (computed once)."""
         if bundle.name not in self._views:
             self._views[bundle.name] = self._changes_for(bundle, self.gate.pages_for(bundle))
+            self._earlier_views.pop(bundle.name, None)  # adopted: the earlier history may go
         return self._views[bundle.name]
 
     def _adopt(self, changes: list[Change]) -> list[Change]:

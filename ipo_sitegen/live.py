@@ -116,7 +116,8 @@ class LiveBuild:
             return
         new, written, search = self.pending
         self.pending = None
-        secrets = Secrets(new.config, new.site, new.gate, new.history)
+        # In this process, not forked ones: serve runs this beside its server's threads.
+        prints = Secrets(new.config, new.site, new.gate, new.history).for_bundles(new.bundles)
         jobs: list[ScanJob] = []
         for bundle in new.bundles:
             names = set(written[bundle.name])
@@ -125,7 +126,7 @@ class LiveBuild:
                 BundleOutput(new, bundle, writer).search()
                 writer.finish(bundle.name, bundle.tier)
                 names |= writer.written
-            jobs.append((self.out / bundle.name, bundle, secrets.for_bundle(bundle), sorted(names)))
+            jobs.append(ScanJob(self.out / bundle.name, bundle, prints[bundle.name], sorted(names)))
         leaks = scan_bundles(jobs)
         if leaks:
             raise BuildError([leak.problem() for leak in leaks], "leaks found")
