@@ -41,7 +41,6 @@ from .markup import LinkIndex, resolve_target
 SHINGLE = 6  # words in a body shingle: long enough to be distinctive, short enough to catch a sentence
 MIN_SINGLE = 5  # a one-word title or label is a fingerprint only if at least this long
 _SPLIT = "\x00"  # between block elements: a phrase never runs from one element into the next
-_SEPARATOR = np.zeros(1, np.uint64)  # between texts hashed together: its key is _NO_WORD
 _WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit of a word, in any script
 _HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 # Link targets in Markdown and in HTML, as two patterns: each starts with a literal that the regex
