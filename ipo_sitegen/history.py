@@ -23,7 +23,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -295,6 +295,42 @@ def _normalise(text: str) -> str:
     return text if text.endswith("\n") and not text[-2:-1].isspace() else text.rstrip() + "\n"
 
 
+class Redactor:
+    """Which link targets each bundle's diffs may keep, and the redaction of the others.
+
+    Apart from History so that an edit's history (`sitegen serve`) can share it, and the versions
+    of unchanged pages made by the last one, when the gate decided the same for every page and
+    file: versions then point at this, not at the earlier history, which can go."""
+
+    def __init__(self, config: Config, site: Site, gate: Gate, index: LinkIndex) -> None:
+        self.config, self.site, self.gate, self.index = config, site, gate, index
+        self._kept: dict[tuple[str, str], frozenset[str]] = {}
+
+    def kept_in(self, folder: str, href: str) -> frozenset[str]:
+        """The bundles whose diffs may keep this link target. Decided for every bundle at once, once
+        per folder and href: the same links recur in every revision of a page and in every bundle."""
+        key = (folder, href)
+        if key not in self._kept:
+            marker, source = resolve_target(folder, href, self.index)
+            page = self.site.pages.get(source) if marker else None
+            attachment = self.site.attachments.get(source) if marker else None
+            self._kept[key] = frozenset(
+                bundle.name for bundle in self.config.bundles
+                if (page is not None and self.gate.visible(page, bundle))
+                or (attachment is not None and self.gate.attachment_allowed(attachment, bundle))
+                or (marker is None and _EXTERNAL.match(href)))
+        return self._kept[key]
+
+    def redact(self, gated: GatedText, folder: str, bundle: Bundle) -> str:
+        """Diffs show Markdown source: a link to a page the bundle does not hold loses its target
+        (the author's words stay), so no path or anchor of a restricted page reaches it."""
+        if not gated.hrefs:
+            return gated.text
+        if all(bundle.name in self.kept_in(folder, href) for href in gated.hrefs):
+            return gated.text
+        return _MD_LINK.sub(lambda m: m.group(0) if bundle.name in self.kept_in(folder, m.group(2)) else f"{m.group(1)}🔒)", gated.text)
+
+
 @dataclass(frozen=True)
 class Version:
     """A revision's Markdown as one bundle may see it, redacted when read rather than kept: a
@@ -304,11 +340,11 @@ class Version:
     gated: GatedText
     folder: str
     bundle: Bundle
-    history: "History"
+    redactor: Redactor
 
     @property
     def text(self) -> str:
-        return self.history.redact(self.gated, self.folder, self.bundle)
+        return self.redactor.redact(self.gated, self.folder, self.bundle)
 
 
 @dataclass(frozen=True)
@@ -361,11 +397,11 @@ class History:
             self._snapshots: dict[str, Snapshot] = {}
             self._ranks: dict[tuple[str, int], int] = {}
         if earlier is not None and self._snapshots is earlier._snapshots and earlier._decisions == self._decisions:
-            self._message_ranks, self._kept = earlier._message_ranks, earlier._kept
+            self._message_ranks, self.redactor = earlier._message_ranks, earlier.redactor
             self._earlier_views, self._earlier_pages = earlier._views, earlier.site.pages
         else:
             self._message_ranks: dict[int, int] = {}
-            self._kept: dict[tuple[str, str], frozenset[str]] = {}
+            self.redactor = Redactor(config, site, gate, self._index)
         self.lineage = {path: revisions for path, revisions in self._revisions.items() if path in site.pages}
         # Blobs whose text read_git left out because a clean file on disk holds it.
         self._on_disk = {revisions[-1].blob: path for path, revisions in self.lineage.items()
@@ -482,44 +518,13 @@ class History:
         """(commit, subject) of every commit whose message `bundle` may not show (for the audit)."""
         return [(c.sha[:12], c.subject) for i, c in enumerate(self.log.commits) if self.message_rank(i) > bundle.rank]
 
-    def _kept_in(self, folder: str, href: str) -> frozenset[str]:
-        """The bundles whose diffs may keep this link target. Decided for every bundle at once, once
-        per folder and href: the same links recur in every revision of a page and in every bundle."""
-        key = (folder, href)
-        if key not in self._kept:
-            marker, source = resolve_target(folder, href, self._index)
-            page = self.site.pages.get(source) if marker else None
-            attachment = self.site.attachments.get(source) if marker else None
-            self._kept[key] = frozenset(
-                bundle.name for bundle in self.config.bundles
-                if (page is not None and self.gate.visible(page, bundle))
-                or (attachment is not None and self.gate.attachment_allowed(attachment, bundle))
-                or (marker is None and _EXTERNAL.match(href)))
-        return self._kept[key]
-
-    def redact(self, gated: GatedText, folder: str, bundle: Bundle) -> str:
-        """Diffs show Markdown source: a link to a page the bundle does not hold loses its target
-        (the author's words stay), so no path or anchor of a restricted page reaches it."""
-        if not gated.hrefs:
-            return gated.text
-        if all(bundle.name in self._kept_in(folder, href) for href in gated.hrefs):
-            return gated.text
-        return _MD_LINK.sub(lambda m: m.group(0) if bundle.name in self._kept_in(folder, m.group(2)) else f"{m.group(1)}🔒)", gated.text)
-
     # -- one bundle's view ------------------------------------------------------------------
     def changes_for(self, bundle: Bundle) -> dict[str, list[Change]]:
         """Each visible page's changes as `bundle` may see them, oldest first (computed once)."""
         if bundle.name not in self._views:
             self._views[bundle.name] = self._changes_for(bundle, self.gate.pages_for(bundle))
-            self._earlier_views.pop(bundle.name, None)  # adopted: the earlier history may go
+            self._earlier_views.pop(bundle.name, None)  # taken over: the earlier views may go
         return self._views[bundle.name]
-
-    def _adopt(self, changes: list[Change]) -> list[Change]:
-        """An earlier history's changes of a page, its versions redacted by this history from now
-        on: a version kept pointing at the earlier one would keep it (and its own earlier one…)
-        alive for as long as `serve` runs."""
-        versions = {id(c.version): replace(c.version, history=self) for c in changes}  # a change's `before` is an earlier one's version
-        return [replace(c, version=versions[id(c.version)], before=versions[id(c.before)] if c.before else None) for c in changes]
 
     def _changes_for(self, bundle: Bundle, pages: list[Page]) -> dict[str, list[Change]]:
         result: dict[str, list[Change]] = {}
@@ -527,7 +532,7 @@ class History:
         for page in pages:
             if earlier is not None and self._earlier_pages.get(page.source) == page:
                 if page.source in earlier:
-                    result[page.source] = self._adopt(earlier[page.source])
+                    result[page.source] = earlier[page.source]
                 continue
             previous: tuple[str, str] | None = None  # (title, text) as the bundle saw the last revision
             before: Version | None = None
@@ -537,7 +542,7 @@ class History:
                 if snap.title is None or (snap.draft and not self.gate.drafts) or self.rank_at(revision.path, revision.index, revision.blob) > bundle.rank:
                     previous = before = None
                     continue
-                version = Version(snap.view(bundle.rank), posixpath.dirname(revision.path), bundle, self)
+                version = Version(snap.view(bundle.rank), posixpath.dirname(revision.path), bundle, self.redactor)
                 view = (snap.title or page.title, version.text)
                 if view == previous:
                     continue  # nothing this bundle can see changed
