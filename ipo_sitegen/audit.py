@@ -761,7 +761,7 @@ def _scan(jobs: list[ScanJob], workers: int) -> tuple[list[Leak], list[str]]:
     Jobs are scanned from the least to the most restricted bundle; with several workers (and a
     large site) the files are shared out over forked processes."""
     global _jobs
-    _jobs = sorted((ScanJob(*job) for job in jobs), key=lambda job: job.bundle.rank)
+    _jobs = sorted(jobs, key=lambda job: job.bundle.rank)
     shares = workers if workers > 1 and sum(len(job.names) for job in _jobs) >= PARALLEL_FILES else 1
     try:
         if shares == 1:
@@ -777,8 +777,7 @@ def _scan(jobs: list[ScanJob], workers: int) -> tuple[list[Leak], list[str]]:
 
 def bundle_fingerprints(plan) -> dict[str, Fingerprints]:
     """The fingerprints of every bundle of a build's plan, by bundle name."""
-    secrets = Secrets(plan.config, plan.site, plan.gate, plan.history)
-    return {bundle.name: secrets.for_bundle(bundle) for bundle in plan.bundles}
+    return Secrets(plan.config, plan.site, plan.gate, plan.history).for_bundles(plan.bundles)
 
 
 def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[list[Leak], list[str]]:
@@ -791,7 +790,7 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[li
     config, site, gate, _ = read_site(root)
     history = History(config, site, gate, read_git(config.root))
     secrets = Secrets(config, site, gate, history)
-    jobs: list[ScanJob] = []
+    found: list[tuple[Path, Bundle, list[str], dict[str, str]]] = []  # folder, bundle, its files, its manifest's
     notes: list[str] = []
     for folder in folders:
         manifest_path = folder / "manifest.json"
@@ -804,7 +803,7 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[li
         names = bundle_files(folder)
         notes += [f"{folder.name}/{name}: removed after the build (listed in manifest.json)" for name in sorted(listed.keys() - set(names))]
         notes += [f"{folder.name}/{name}: not in manifest.json (added after the build)" for name in names if name != "manifest.json" and name not in listed]
-        jobs.append(ScanJob(folder, bundle, Fingerprints(), names, listed))
-    prints = secrets.for_bundles([job.bundle for job in jobs], workers)
-    leaks, changed = _scan([job._replace(prints=prints[job.bundle.name]) for job in jobs], workers)  # reads every file once: the scan checks the manifest's hashes too
+        found.append((folder, bundle, names, listed))
+    prints = secrets.for_bundles([bundle for _, bundle, _, _ in found], workers)
+    leaks, changed = _scan([ScanJob(folder, bundle, prints[bundle.name], names, listed) for folder, bundle, names, listed in found], workers)  # reads every file once: the scan checks the manifest's hashes too
     return leaks, notes + [f"{name}: differs from manifest.json (changed after the build)" for name in changed]

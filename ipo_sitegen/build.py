@@ -25,7 +25,7 @@ from typing import Callable, TypeVar
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from . import links
-from .audit import bundle_files, bundle_fingerprints, scan_bundles
+from .audit import ScanJob, bundle_files, bundle_fingerprints, scan_bundles
 from .cache import CACHE_DIR, RenderCache, render_key, still_valid
 from .changes import ChangeViews, change_url, history_url
 from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
@@ -471,7 +471,7 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
         counts, prints = write_bundles(result, staging, out, workers, fingerprints)
         if prints is not None:
             reporter.step("auditing")
-            leaks = scan_bundles([(staging / b.name, b, prints[b.name], bundle_files(staging / b.name)) for b in result.bundles], workers)
+            leaks = scan_bundles([ScanJob(staging / b.name, b, prints[b.name], bundle_files(staging / b.name)) for b in result.bundles], workers)
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
         swap_in(staging, out, [b.name for b in result.bundles])
