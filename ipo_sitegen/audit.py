@@ -48,7 +48,7 @@ _HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 _MD_TARGET_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
 _HTML_TARGET_LINK = re.compile(r"(?:href|src)\s*=\s*[\"']([^\"']+)[\"']")
 _TAG = re.compile(r"<[^>]*>")
-_JS_STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'')
+_JS_LITERAL = re.compile(r'("(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\')')  # a string literal (captured: split keeps it)
 _BLOCK_TAGS = {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "tr", "table", "section",
                "article", "nav", "header", "footer", "aside", "main", "pre", "br", "dt", "dd", "title", "entry",
                "summary", "content", "loc", "url", "option", "blockquote", "figcaption", "hr", "body", "head"}
@@ -537,20 +537,49 @@ _ATTRIBUTE = re.compile(r"""\s[^\s"'<>/=]+\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'<
 _START_TAG = re.compile(r"<[A-Za-z][^>]*>")
 
 
-def _html_parts(text: str) -> tuple[list[str], list[str], list[str]]:
-    """(text segments split at block elements, attribute values / comments / CDATA, scripts).
+_BLOCK_SPLIT = re.compile("(" + _BLOCK_TAG.pattern + ")", re.I)
+_PIECE_TAG = re.compile(r"<[^>\x00]*>")  # a tag within one piece (never across the joins of `_decode_pieces`)
 
-    Regular expressions rather than html.parser: the audit reads every file of every bundle,
-    and these run in C. Entities are decoded as a browser would."""
+
+def _html_units(text: str) -> tuple[list[str], list[str]]:
+    """(the raw pieces of an HTML file: its block tags and what lies between them; the strings of
+    its scripts, comments and CDATA, decoded).
+
+    The pieces are decoded by `_decode_pieces`, and only those not found clean before: a page's
+    sidebar entries and paragraphs recur in its siblings, its history and the other bundles, and
+    decoding is most of the cost of a scan. Regular expressions rather than html.parser: the
+    audit reads every file of every bundle, and these run in C."""
+    decoded: list[str] = []
     scripts = [m.group(2) for m in _SCRIPT.finditer(text)]
-    text = _SCRIPT.sub(" ", text) if scripts else text
-    extra = _COMMENT.findall(text) + _CDATA.findall(text)
-    if extra:
+    if scripts:
+        text = _SCRIPT.sub(" ", text)
+        for code in scripts:
+            if code:  # (most are <script src=…></script>)
+                decoded += _script_strings(code)
+    if "<!" in text:
+        for value in _COMMENT.findall(text) + _CDATA.findall(text):
+            decoded += _markup_text(value)
         text = _CDATA.sub(lambda m: _SPLIT + m.group(1) + _SPLIT, _COMMENT.sub(_SPLIT, text))
-    values = dict.fromkeys(quoted or single or bare for quoted, single, bare in _ATTRIBUTE.findall(" ".join(_START_TAG.findall(text))))
-    extra += [unquote(html.unescape(value)) for value in values if value]  # each distinct value once: classes repeat
-    body = html.unescape(_TAG.sub("", _BLOCK_TAG.sub(_SPLIT, text)))
-    return body.split(_SPLIT), extra, scripts
+    return _BLOCK_SPLIT.split(text), decoded
+
+
+def _decode_pieces(pieces: list[str]) -> list[str]:
+    """The text of raw HTML pieces (split at block elements, entities decoded as a browser would,
+    escaped HTML within decoded again) and their attribute values (entities and %-escapes decoded),
+    each distinct value once. One pass of each pattern over all the pieces, not one per piece."""
+    joined = _SPLIT.join(pieces)
+    segments = html.unescape(_PIECE_TAG.sub("", joined)).split(_SPLIT)
+    segments += [t for part in segments if "<" in part or "&" in part for t in _markup_text(part)]  # escaped HTML (feeds)
+    values = dict.fromkeys(quoted or single or bare for quoted, single, bare in _ATTRIBUTE.findall(" ".join(_START_TAG.findall(joined))))
+    values.pop("", None)
+    if values:
+        text = _SPLIT.join(values)
+        text = unquote(html.unescape(text))  # (a %00 in a value splits it where no word runs anyway)
+        if "<" in text or "&" in text:
+            segments += [t for value in text.split(_SPLIT) for t in _markup_text(value)]
+        else:
+            segments += text.split(_SPLIT)
+    return segments
 
 
 def _markup_text(text: str) -> list[str]:
@@ -562,40 +591,47 @@ def _markup_text(text: str) -> list[str]:
 
 
 def _script_strings(code: str) -> list[str]:
-    """The code around string literals, and every literal decoded as the JS engine would."""
-    found = [_JS_STRING.sub(" ", code)]
-    for literal in _JS_STRING.findall(code):
-        value = literal[1:-1]
-        if "\\" in value:  # escapes to decode (most literals have none)
-            body = _HEX_ESCAPE.sub(lambda m: "\\u00" + m.group(1), value.replace("\\'", "'"))
-            try:
-                value = json.loads('"' + body + '"')
-            except ValueError:
-                value = literal
-        found += _markup_text(unquote(value))
-    return found
+    """The code around string literals, and every literal decoded as the JS engine would (its
+    quotes kept: they end words anyway). All literals are %-decoded in one call, not one each: a
+    search shard holds tens of thousands."""
+    parts = _JS_LITERAL.split(code)
+    if len(parts) == 1:
+        return [code]
+    literals = parts[1::2]
+    text = _SPLIT.join(literals)
+    if "\\" in text:  # escapes to decode (most literals have none)
+        literals = [_js_decoded(literal) if "\\" in literal else literal for literal in literals]
+        text = _SPLIT.join(literals)
+    text = unquote(text)
+    values = text.split(_SPLIT)
+    if "<" in text or "&" in text:
+        values = [t for value in values for t in _markup_text(value)]
+    return [" ".join(parts[0::2])] + values
 
 
-def _segments(name: str, data: bytes) -> list[str]:
-    """Decode a bundle file into the strings a reader or a script could get out of it."""
+def _js_decoded(literal: str) -> str:
+    body = _HEX_ESCAPE.sub(lambda m: "\\u00" + m.group(1), literal[1:-1].replace("\\'", "'"))
+    try:
+        return json.loads('"' + body + '"')
+    except ValueError:
+        return literal
+
+
+def _units(name: str, data: bytes) -> tuple[list[str], list[str]]:
+    """Decode a bundle file into the strings a reader or a script could get out of it: (raw HTML
+    pieces, for `_decode_pieces`; strings already decoded)."""
     text = data.decode("utf-8", errors="replace")
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix in ("html", "htm", "xml", "svg", "xhtml", "rss", "atom"):
-        segments, extra, scripts = _html_parts(text)
-        segments += [t for part in segments if "<" in part or "&" in part for t in _markup_text(part)]  # escaped HTML (feeds)
-        for value in extra:
-            segments += _markup_text(value)
-        for code in scripts:
-            segments += _script_strings(code)
-        return segments
+        return _html_units(text)
     if suffix == "json":
         try:
-            return [t for value in _json_strings(json.loads(text)) for t in _markup_text(value)]
+            return [], [t for value in _json_strings(json.loads(text)) for t in _markup_text(value)]
         except ValueError:
-            return [text]
+            return [], [text]
     if suffix in ("js", "mjs"):
-        return _script_strings(text)
-    return _markup_text(text)
+        return [], _script_strings(text)
+    return [], _markup_text(text)
 
 
 def _json_strings(value: object) -> Iterator[str]:
@@ -614,22 +650,25 @@ class Scanner:
     """Scans the files of bundles, remembering what it found clean.
 
     A page's text recurs in many files (the page, its history, other bundles' copies of it), so a
-    segment found clean is not tokenised again while the fingerprints stay the same or narrower
-    (bundles are scanned from the least to the most restricted, whose fingerprints are a subset).
-    New segments are queued and checked in batches of about a million characters, joined with a
-    phrase-ending mark: one pass in C for many files (a file at a time, the cost was in numpy's
-    per-call overhead and a cold cache). Only a batch that holds a leak is checked again, file by
-    file, to say where. Segments are remembered by their 64-bit hash; a collision would need
-    ~2^32 distinct segments to be likely, far beyond any site.
+    piece of HTML or a segment of text found clean is not decoded or tokenised again while the
+    fingerprints stay the same or narrower (bundles are scanned from the least to the most
+    restricted, whose fingerprints are a subset). New segments are queued and checked in batches
+    of about a million characters, joined with a phrase-ending mark: one pass in C for many files
+    (a file at a time, the cost was in numpy's per-call overhead and a cold cache). Only a batch
+    that holds a leak is checked again, file by file, to say where. Pieces and segments are
+    remembered by their 64-bit hash (in separate sets: a piece decodes to other text than the
+    same string read as text); a collision would need ~2^32 distinct ones to be likely, far
+    beyond any site.
     """
 
     BATCH = 1 << 20  # characters of new text checked at once
 
     def __init__(self) -> None:
         self.prints: Fingerprints | None = None
-        self.clean: set[int] = set()
+        self.clean: set[int] = set()  # hashes of segments of text
+        self.clean_pieces: set[int] = set()  # hashes of raw HTML pieces
         self.clean_files: set[str] = set()
-        self._queue: list[tuple[str, str, str, list[str], list[int]]] = []  # (bundle, file, digest, segments, their hashes)
+        self._queue: list[tuple[str, str, str, list[str], list[int], list[int]]] = []  # (bundle, file, digest, segments, their hashes, its new pieces' hashes)
         self._queued: set[int] = set()  # hashes of the segments in the queue's text
         self._text: list[str] = []
         self._size = 0
@@ -638,7 +677,7 @@ class Scanner:
         """Scan with these fingerprints from now on (check what is queued first: `flush`)."""
         assert not self._queue, "flush() before changing fingerprints"
         if self.prints is None or not prints.narrower_than(self.prints):
-            self.clean, self.clean_files = set(), set()
+            self.clean, self.clean_pieces, self.clean_files = set(), set(), set()
         self.prints = prints
 
     def file(self, name: str, data: bytes, bundle: str, digest: str) -> list[Leak]:
@@ -651,14 +690,18 @@ class Scanner:
             leaks.append(Leak(bundle, name, f"file with SHA-256 {digest[:16]}…", origin, "attachment"))
         if digest in self.clean_files or b"\x00" in data[:1024] or prints.empty:
             return leaks  # binary, or nothing to look for: the hash check above is all that applies
-        segments = _segments(name, data)
+        pieces, segments = _units(name, data)
+        new = {key: piece for key, piece in zip(map(hash, pieces), pieces) if key not in self.clean_pieces}
+        if new:
+            segments += _decode_pieces(list(new.values()))
         keys = list(map(hash, segments))
         fresh = [segment for segment, key in zip(segments, keys) if key not in self.clean and key not in self._queued]
         if not fresh and not any(key in self._queued for key in keys):
+            self.clean_pieces.update(new)
             if not leaks:
                 self.clean_files.add(digest)
             return leaks
-        self._queue.append((bundle, name, "" if leaks else digest, segments, keys))
+        self._queue.append((bundle, name, "" if leaks else digest, segments, keys, list(new)))
         self._queued.update(map(hash, fresh))
         self._text += fresh
         self._size += sum(map(len, fresh))
@@ -672,14 +715,15 @@ class Scanner:
             return []
         assert self.prints is not None
         if not self.prints.any(word_keys(normalised(_PHRASE_END.join(text)))[0]):
-            for _, _, digest, _, keys in queue:
+            for _, _, digest, _, keys, pieces in queue:
                 self.clean.update(keys)
+                self.clean_pieces.update(pieces)
                 if digest:
                     self.clean_files.add(digest)
             return []
-        return [leak for bundle, name, _, segments, keys in queue for leak in self._check(bundle, name, segments, keys)]
+        return [leak for bundle, name, _, segments, keys, pieces in queue for leak in self._check(bundle, name, segments, keys, pieces)]
 
-    def _check(self, bundle: str, name: str, segments: list[str], keys: list[int]) -> list[Leak]:
+    def _check(self, bundle: str, name: str, segments: list[str], keys: list[int], pieces: list[int]) -> list[Leak]:
         """The leaks in one file of a batch that holds some, and what they say."""
         prints = self.prints
         assert prints is not None
@@ -687,6 +731,7 @@ class Scanner:
         fresh = [(segment, key) for segment, key in zip(segments, keys) if key not in self.clean]
         if not prints.any(word_keys(normalised(_PHRASE_END.join(segment for segment, _ in fresh)))[0]):
             self.clean.update(keys)
+            self.clean_pieces.update(pieces)
             return []
         for segment, key in fresh:
             found = list(prints.matches(segment))

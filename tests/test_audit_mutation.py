@@ -274,15 +274,17 @@ def test_restricted_title_in_other_encodings_fails(site, path, text, leaked_file
 def test_audit_of_a_bundle_with_a_restricted_page_copied_in_fails(site):
     public = site / "build" / "public"
     stolen = (site / "build" / "restricted" / "deployment" / ESCROW_SLUG / "index.html").read_bytes()
-    (public / "deployment" / "copied").mkdir(parents=True)
-    (public / "deployment" / "copied" / "index.html").write_bytes(stolen)
+    for copy in ("copied", "copied-again"):  # the second copy's pieces are all known to the scanner by then
+        (public / "deployment" / copy).mkdir(parents=True)
+        (public / "deployment" / copy / "index.html").write_bytes(stolen)
     result = run(["audit", "--root", site, public])
     output = result.stdout + result.stderr
     assert result.exit_code == 1, output
-    here = [leak for leak in leaks(output) if leak["file"] == "deployment/copied/index.html"
-            and leak["bundle"] == "public" and leak["origin"] == ESCROW_SOURCE]
-    assert any(leak["kind"] == "title" and leak["fragment"] == fragment(ESCROW_TITLE) for leak in here), output
-    assert any(leak["kind"] == "text" and names_fragment(leak["fragment"], fragment(ESCROW_SENTENCE)) for leak in here), output
+    for copy in ("copied", "copied-again"):
+        here = [leak for leak in leaks(output) if leak["file"] == f"deployment/{copy}/index.html"
+                and leak["bundle"] == "public" and leak["origin"] == ESCROW_SOURCE]
+        assert any(leak["kind"] == "title" and leak["fragment"] == fragment(ESCROW_TITLE) for leak in here), output
+        assert any(leak["kind"] == "text" and names_fragment(leak["fragment"], fragment(ESCROW_SENTENCE)) for leak in here), output
     assert "not in manifest.json" in output  # the file was added after the build
     assert "Audit passed" not in output
 
