@@ -349,23 +349,32 @@ class BundleOutput:
 _writing: tuple[Plan, Path, Path] | None = None  # what forked writers work on (inherited, not pickled)
 
 
-def _write_part(task: tuple[str, int, int]) -> tuple[str, dict[str, str], Problem | None]:
-    """One part of one bundle, in a worker: (bundle, the hashes of the files written, a template error)."""
+def _write_part(task: tuple[str | None, int, int]) -> tuple[list[tuple[str, dict[str, str]]], Problem | None]:
+    """One part of the writing, in a worker: (bundle, hashes of the files written) for each bundle
+    it wrote into, and a template error.
+
+    A task (bundle, number, shares) writes every `shares`-th page of the bundle from the
+    `number`-th, with their history. The task (None, …) writes the files made from all pages at once
+    for every bundle, from the least restricted: in one process, the search index works out the
+    terms of a page text once for all the bundles that show it."""
     assert _writing is not None
     result, staging, out = _writing
     name, number, shares = task
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    bundle = next(b for b in result.bundles if b.name == name)
-    writer = BundleWriter(staging / name, out / name)
-    output = BundleOutput(result, bundle, writer)
-    try:
-        if number < 0:
-            output.shared()
-        else:
-            output.pages_share(number, shares)
-    except TemplateError as exc:
-        return name, {}, template_problem(exc, result.config)
-    return name, writer.hashes, None
+    written = []
+    for bundle in sorted(result.bundles, key=lambda b: b.rank):
+        if name is None or bundle.name == name:
+            writer = BundleWriter(staging / bundle.name, out / bundle.name)
+            output = BundleOutput(result, bundle, writer)
+            try:
+                if name is None:
+                    output.shared()
+                else:
+                    output.pages_share(number, shares)
+            except TemplateError as exc:
+                return [], template_problem(exc, result.config)
+            written.append((bundle.name, writer.hashes))
+    return written, None
 
 
 PARALLEL_PAGES = 400  # below this many pages in all bundles, one process writes everything
@@ -380,7 +389,7 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     and what `meanwhile` returns.
 
     A large site is written by forked processes: each bundle's pages (with their history) in
-    `workers` shares, and its lists, feeds and search index as one more part; `meanwhile` runs in
+    `workers` shares, and the lists, feeds and search indexes of all bundles as one more part; `meanwhile` runs in
     this process while they write (the audit prepares its fingerprints there)."""
     counts = {b.name: len(result.gate.pages_for(b)) for b in result.bundles}
     if workers <= 1 or sum(counts.values()) < PARALLEL_PAGES:
@@ -393,7 +402,8 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     if result.history is not None:
         for bundle in result.bundles:
             result.history.changes_for(bundle)  # computed once, here, rather than in every worker
-    tasks = [(b.name, n, workers) for b in result.bundles for n in range(-1, workers)]
+    tasks: list[tuple[str | None, int, int]] = [(None, 0, 0)]  # the longest part first
+    tasks += [(b.name, n, workers) for b in result.bundles for n in range(workers)]
     _writing = (result, staging, out)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -402,12 +412,12 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
             parts = pending.get()
     finally:
         _writing = None
-    errors = [problem for _, _, problem in parts if problem is not None]
+    errors = [problem for _, problem in parts if problem is not None]
     if errors:
         raise BuildError(errors[:1], "template error")
     for bundle in result.bundles:
         writer = BundleWriter(staging / bundle.name)
-        for name, hashes, _ in parts:
+        for name, hashes in (pair for written, _ in parts for pair in written):
             if name == bundle.name:
                 twice = writer.hashes.keys() & hashes.keys()
                 if twice:
