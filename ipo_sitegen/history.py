@@ -16,6 +16,7 @@ addresses are never read.
 from __future__ import annotations
 
 import bisect
+import codecs
 import hashlib
 import pickle
 import posixpath
@@ -138,7 +139,7 @@ def _read_blobs(root: Path, shas: list[str]) -> dict[str, str]:
                 data = out.read(int(fields[2]))
                 out.read(1)
                 if fields[1] == b"blob":
-                    text = data.decode("utf-8", errors="replace")
+                    text = data.decode("utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8", errors="replace")  # as discover reads files
                     blobs[fields[0].decode()] = text.replace("\r\n", "\n") if "\r" in text else text  # "\r" is rare: a fast scan
     return blobs
 
@@ -146,6 +147,9 @@ def _read_blobs(root: Path, shas: list[str]) -> dict[str, str]:
 # The last log this process read (cache file -> commits, texts): `sitegen serve` reads the history
 # again after every save, and loading the whole of it from the cache costs more than the rest.
 _LOGS: dict[Path, tuple[list[Commit], dict[str, str]]] = {}
+
+
+_CACHE_FORMAT = 2  # in the cache file's name: a change to what is cached must not meet an old file (2: BOMs dropped)
 
 
 def read_git(root: Path, content: str = "content", use_cache: bool = True) -> GitLog:
@@ -174,7 +178,7 @@ def read_git(root: Path, content: str = "content", use_cache: bool = True) -> Gi
         log.problem = "no commit yet: pages get no dates"
         return log
 
-    cache = root / CACHE_DIR / f"history-{log.head}-{hashlib.sha1(prefix.encode()).hexdigest()[:8]}.pickle"
+    cache = root / CACHE_DIR / f"history-{_CACHE_FORMAT}-{log.head}-{hashlib.sha1(prefix.encode()).hexdigest()[:8]}.pickle"
     cached = False
     remembered = _LOGS.get(cache) if use_cache else None
     if remembered is not None:

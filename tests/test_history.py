@@ -284,3 +284,22 @@ def test_normalised_view_is_the_plain_rule() -> None:
     for _ in range(20000):
         text = "".join(rng.choice(["a", "\n", " ", "\t", "\u00a0", "\u2003", "\x85", "\r"]) for _ in range(rng.randint(0, 9)))
         assert _normalise(text) == re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def test_a_revision_saved_with_a_byte_order_mark_is_in_the_history(tmp_path: Path) -> None:
+    # Some Windows editors save UTF-8 with a BOM; discover reads such a file, so must the history.
+    repo = Repo(tmp_path / "site")
+    repo.write("_index.md", page("Home", "public", "Welcome."))
+    repo.write("guide.md", page("Guide", "public", "First words."))
+    repo.commit("Start")
+    repo.write("guide.md", "\ufeff" + page("Guide", "public", "First words.\n\nSaved on Windows with flobberwick."))
+    repo.commit("Edit in Notepad")
+    repo.write("guide.md", page("Guide", "public", "First words.\n\nSaved on Windows with flobberwick.\n\nLast words."))
+    repo.commit("Edit again")
+    out = built(repo)
+    history = (out / "public/history/guide/index.html").read_text()
+    assert history.count("<time") == 3, history
+    assert "Edit in Notepad" in history
+    changes = [p.read_text() for p in (out / "public/changes").rglob("index.html")]
+    notepad = [text for text in changes if "Edit in Notepad" in text]
+    assert len(notepad) == 1 and "flobberwick" in notepad[0] and "\ufeff" not in notepad[0]
