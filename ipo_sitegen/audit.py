@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import itertools
 import json
 import multiprocessing
 import os
@@ -461,60 +462,101 @@ class Secrets:
                     texts.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
         return texts, files
 
-    def _shown(self, texts: list[str]) -> np.ndarray:
-        """The keys of every text a bundle shows — as readers see it and, where its source lines
-        differ (diffs show source), as written — and of the theme's files as they are (its
-        scripts are no Markdown), a phrase-end mark after each."""
+    def for_bundles(self, bundles: list[Bundle], workers: int = 1) -> dict[str, Fingerprints]:
+        """The fingerprints of several bundles, by name: everything each must not contain, minus
+        what it legitimately shows.
+
+        What the bundles show overlaps (a public page is in every bundle), so every distinct text
+        is tokenised and looked up once, marked with the bundles that show it (a bit each); with
+        several workers, the texts are shared out over forked processes (which inherit the table)."""
+        table = self.phrases
+        assert table.ranks is not None
+        allowed = {bundle.name: self._allowed(bundle) for bundle in bundles}
+        shows: dict[str, int] = {}  # distinct text -> the bundles that show it
+        for bit, bundle in enumerate(bundles):
+            if (table.ranks > bundle.rank).any():  # else there is nothing to strike out
+                for text in itertools.chain(allowed[bundle.name][0], self._past(bundle)):
+                    shows[text] = shows.get(text, 0) | 1 << bit
+        seen = self._seen_by(list(shows.items()), [bundle.rank for bundle in bundles], workers)
         if self._theme is None:
             self._theme = _text_keys([_theme_text()])[0]
-        forms = (form for text in dict.fromkeys(texts) for form in (visible_words(text), _marked_up_lines(text)) if form)
-        return np.concatenate((self._theme, _text_keys(forms)[0]))
-
-    def for_bundle(self, bundle: Bundle) -> Fingerprints:
-        """The fingerprints of everything `bundle` must not contain, minus what it legitimately shows."""
-        texts, files = self._allowed(bundle)
-        assert self.phrases.ranks is not None
-        phrases = self.phrases.select(self.phrases.ranks > bundle.rank)
-        if len(phrases.hashes):  # else there is nothing to strike out
-            shown = self._shown([*texts, *self._past(bundle)])
-            seen = np.zeros(len(phrases.hashes), bool)
-            for start in range(0, len(shown), _CHUNK):  # in pieces: a bundle shows millions of words
-                seen |= phrases.seen_in(phrases.windows(shown[start : start + _CHUNK + SHINGLE - 1])[0])
-            phrases = phrases.select(~seen)
-        prints = Fingerprints(phrases, self.origins)
+        theme = table.seen_in(table.windows(self._theme)[0])  # the theme is in every bundle
+        made = {}
         attachments = self.site.attachments
-        shown_files = {attachments[s].sha256 for s in files}
-        for source, attachment in sorted(attachments.items()):
-            if source not in files and attachment.sha256 not in shown_files:
-                prints.hashes.setdefault(attachment.sha256, f"content/{source}")
-        return prints
+        for bit, bundle in enumerate(bundles):
+            prints = Fingerprints(table.select((table.ranks > bundle.rank) & ~theme & ((seen >> bit) & 1 == 0)), self.origins)
+            files = allowed[bundle.name][1]
+            shown_files = {attachments[s].sha256 for s in files}
+            for source, attachment in sorted(attachments.items()):
+                if source not in files and attachment.sha256 not in shown_files:
+                    prints.hashes.setdefault(attachment.sha256, f"content/{source}")
+            made[bundle.name] = prints
+        return made
 
-    def for_bundles(self, bundles: list[Bundle], workers: int = 1) -> dict[str, Fingerprints]:
-        """The fingerprints of several bundles, by name: with several workers, made in forked
-        processes (which inherit this table) and sent back without the shared list of origins."""
-        global _secrets
-        if workers <= 1 or len(bundles) < 2:
-            return {bundle.name: self.for_bundle(bundle) for bundle in bundles}
-        _secrets = self
+    def _seen_by(self, shows: list[tuple[str, int]], ranks: list[int], workers: int) -> np.ndarray:
+        """For each phrase of the table, the bundles (bits) that show a text holding it."""
+        global _showing
+        size = sum(len(text) for text, _ in shows)
+        if workers <= 1 or size < PARALLEL_TEXT:
+            return self._seen_in(shows, ranks)
+        bounds, at = [0], 0  # consecutive runs of about equal text
+        for number, (text, _) in enumerate(shows):
+            at += len(text)
+            if at >= size * len(bounds) / workers:
+                bounds.append(number + 1)
+        if bounds[-1] < len(shows):
+            bounds.append(len(shows))
+        _showing = (self, ranks, shows)
         try:
-            with multiprocessing.get_context("fork").Pool(min(workers, len(bundles))) as pool:
-                made = pool.map(_fingerprints, bundles, chunksize=1)
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_seen_share, list(zip(bounds, bounds[1:])), chunksize=1)
         finally:
-            _secrets = None
-        for prints in made:
-            prints.origins = self.origins
-        return {bundle.name: prints for bundle, prints in zip(bundles, made)}
+            _showing = None
+        return np.bitwise_or.reduce(parts)
+
+    def _seen_in(self, shows: list[tuple[str, int]], ranks: list[int]) -> np.ndarray:
+        """`_seen_by` in this process. A text is looked up only among the phrases that the least
+        restricted bundle showing it must not hold: a restricted page's own phrases are all in the
+        table, and finding each of them would cost more than the rest."""
+        table = self.phrases
+        assert table.ranks is not None
+        seen = np.zeros(len(table.hashes), np.uint8 if len(ranks) <= 8 else np.uint64)
+        groups: dict[int, list[tuple[str, int]]] = {}
+        for text, bits in shows:
+            groups.setdefault(min(rank for bit, rank in enumerate(ranks) if bits >> bit & 1), []).append((text, bits))
+        for lowest, group in sorted(groups.items()):
+            among = np.flatnonzero(table.ranks > lowest)
+            phrases = table if len(among) == len(table.hashes) else table.select(among)
+            forms: list[str] = []
+            marks: list[int] = []  # the bundles of each form
+            for text, bits in group:
+                before = len(forms)
+                forms += (form for form in (visible_words(text), _marked_up_lines(text)) if form)  # (diffs show source lines)
+                marks += [bits] * (len(forms) - before)
+            keys = _text_keys(forms)[0]
+            ends = np.flatnonzero(keys == _NO_WORD)  # the mark after each form
+            bits_of = np.array(marks, seen.dtype)
+            for start in range(0, len(keys), _CHUNK):  # in pieces: bundles show millions of words
+                windows, offsets = phrases.windows(keys[start : start + _CHUNK + SHINGLE - 1])
+                at, where = phrases.find(windows)
+                if len(at):
+                    firsts = np.array([offset for offset, _ in offsets])
+                    words = at - firsts[np.searchsorted(firsts, at, side="right") - 1]  # the window's first word
+                    np.bitwise_or.at(seen, among[where], bits_of[np.searchsorted(ends, start + words)])
+        return seen
 
 
-_secrets: Secrets | None = None  # what forked workers fingerprint from (inherited, not pickled)
+PARALLEL_TEXT = 1 << 24  # characters of shown text below which one process does the lookups
 
 
-def _fingerprints(bundle: Bundle) -> Fingerprints:
-    assert _secrets is not None
+_showing: tuple[Secrets, list[int], list[tuple[str, int]]] | None = None  # what forked workers look up (inherited, not pickled)
+
+
+def _seen_share(bounds: tuple[int, int]) -> np.ndarray:
+    assert _showing is not None
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    prints = _secrets.for_bundle(bundle)
-    prints.origins = []  # the parent has them
-    return prints
+    secrets, ranks, shows = _showing
+    return secrets._seen_in(shows[bounds[0] : bounds[1]], ranks)
 
 
 def _by_first_letter(names: set[str]) -> str:

@@ -315,3 +315,19 @@ def test_audit_folders_api_reports_leak_fields(site):
     assert heading.fragment == fragment(BLOCK_HEADING)
     assert re.match(rf"{re.escape(BLOCK_SOURCE)}:\d+ \(registered block\)$", heading.origin), heading.origin
     assert any("diagram-copy.png" in note for note in notes), notes
+
+
+def test_fingerprints_made_over_worker_processes_are_the_same(good_site, monkeypatch):
+    from ipo_sitegen import audit
+    from ipo_sitegen.build import read_site
+
+    config, site, gate, _ = read_site(good_site)
+    serial = audit.Secrets(config, site, gate).for_bundles(config.bundles, 1)
+    monkeypatch.setattr(audit, "PARALLEL_TEXT", 0)  # share out even this small site's texts
+    parallel = audit.Secrets(config, site, gate).for_bundles(config.bundles, 2)
+    assert len(serial["public"].phrases.hashes) > 10
+    for bundle in config.bundles:
+        mine, theirs = serial[bundle.name], parallel[bundle.name]
+        assert mine.phrases.hashes.tolist() == theirs.phrases.hashes.tolist(), bundle.name
+        assert mine.phrases.origins.tolist() == theirs.phrases.origins.tolist(), bundle.name
+        assert mine.hashes == theirs.hashes, bundle.name
