@@ -25,6 +25,7 @@ import re
 import signal
 import unicodedata
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
@@ -820,10 +821,12 @@ def _scan_share(share: tuple[int, int]) -> tuple[list[Leak], list[str]]:
     changed: list[str] = []
     for folder, bundle, prints, names, manifest in _jobs:
         scanner.use(prints)
+        base = str(folder)
         for name in names:
             if zlib.crc32(name.encode()) % shares == number:
                 try:
-                    data = (folder / name).read_bytes()
+                    with open(os.path.join(base, name), "rb") as file:  # (not pathlib: tens of thousands of files)
+                        data = file.read()
                 except (FileNotFoundError, IsADirectoryError):
                     continue
                 digest = hashlib.sha256(data).hexdigest()
@@ -874,23 +877,28 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[li
     """
     from .build import read_site
 
-    config, site, gate, _ = read_site(root)
-    history = History(config, site, gate, read_git(config.root))
-    secrets = Secrets(config, site, gate, history)
-    found: list[tuple[Path, Bundle, list[str], dict[str, str]]] = []  # folder, bundle, its files, its manifest's
-    notes: list[str] = []
-    for folder in folders:
-        manifest_path = folder / "manifest.json"
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            bundle = config.bundle(manifest["bundle"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"{folder} is not a bundle built from this site ({exc}); pass a folder like build/public") from exc
-        listed = manifest.get("files", {})
-        names = bundle_files(folder)
-        notes += [f"{folder.name}/{name}: removed after the build (listed in manifest.json)" for name in sorted(listed.keys() - set(names))]
-        notes += [f"{folder.name}/{name}: not in manifest.json (added after the build)" for name in names if name != "manifest.json" and name not in listed]
-        found.append((folder, bundle, names, listed))
+    with ThreadPoolExecutor(1) as pool:  # the folders are listed (system calls, mostly) while the site is read and hashed
+        listings = [pool.submit(_listing, folder) for folder in folders]
+        config, site, gate, _ = read_site(root)
+        history = History(config, site, gate, read_git(config.root))
+        secrets = Secrets(config, site, gate, history)
+        found: list[tuple[Path, Bundle, list[str], dict[str, str]]] = []  # folder, bundle, its files, its manifest's
+        notes: list[str] = []
+        for folder, listing in zip(folders, listings):
+            try:
+                manifest, names = listing.result()
+                bundle = config.bundle(manifest["bundle"])
+            except (OSError, ValueError, KeyError) as exc:
+                raise ValueError(f"{folder} is not a bundle built from this site ({exc}); pass a folder like build/public") from exc
+            listed = manifest.get("files", {})
+            notes += [f"{folder.name}/{name}: removed after the build (listed in manifest.json)" for name in sorted(listed.keys() - set(names))]
+            notes += [f"{folder.name}/{name}: not in manifest.json (added after the build)" for name in names if name != "manifest.json" and name not in listed]
+            found.append((folder, bundle, names, listed))
     prints = secrets.for_bundles([bundle for _, bundle, _, _ in found], workers)
     leaks, changed = _scan([ScanJob(folder, bundle, prints[bundle.name], names, listed) for folder, bundle, names, listed in found], workers)  # reads every file once: the scan checks the manifest's hashes too
     return leaks, notes + [f"{name}: differs from manifest.json (changed after the build)" for name in changed]
+
+
+def _listing(folder: Path) -> tuple[dict, list[str]]:
+    """A built bundle's manifest and its files."""
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8")), bundle_files(folder)
