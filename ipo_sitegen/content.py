@@ -58,6 +58,13 @@ class Page:
     def sort_key(self) -> tuple:
         return (self.weight if self.weight is not None else 1_000_000, self.title.casefold(), self.source)
 
+    def copy(self) -> "Page":
+        """A shallow copy that keeps what was derived from `source` (dataclasses.replace would run
+        __init__ and derive it again: `serve` copies every page on every save)."""
+        clone = object.__new__(Page)
+        clone.__dict__.update(self.__dict__)
+        return clone
+
 
 @dataclass
 class Attachment:
@@ -81,7 +88,7 @@ class Site:
     attachments: dict[str, Attachment] = field(default_factory=dict)
 
     def index_of(self, folder: str) -> Page | None:
-        return self.pages.get(posixpath.join(folder, "_index.md") if folder else "_index.md")
+        return self.pages.get(f"{folder}/_index.md" if folder else "_index.md")  # (a folder never ends in "/")
 
     def section_chain(self, page: Page) -> list[Page]:
         """The section indexes above `page`, outermost first, not counting the home page."""

@@ -190,29 +190,31 @@ def make_page(source: str, data: dict[str, Any], lines: dict[str, int], body: st
     )
 
 
-def _walk(content: Path, problems: Problems) -> tuple[list[Path], list[Path]]:
-    """List Markdown files and attachments, refusing symlinks that leave content/.
+def _walk(content: Path, problems: Problems) -> tuple[list[str], list[str]]:
+    """List Markdown files and attachments (by source: their path inside content/, posix),
+    refusing symlinks that leave content/.
 
-    Top-down, in name order (as os.walk with sorted names would), with os.scandir: a directory
-    entry knows whether it is a link without one more system call per file (`serve` lists the
-    whole site again after every save)."""
+    Top-down, in name order (as os.walk with sorted names would), with os.scandir and path
+    strings: a directory entry knows whether it is a link without one more system call per file,
+    and no Path object is made per file (`serve` lists the whole site again after every save)."""
     root = content.resolve()
-    markdown: list[Path] = []
-    others: list[Path] = []
-    folders = [content]
+    markdown: list[str] = []
+    others: list[str] = []
+    folders = [(str(content), "")]  # (folder, its source prefix)
     while folders:
-        here = folders.pop()
+        here, prefix = folders.pop()
         with os.scandir(here) as found:
             entries = sorted(found, key=lambda entry: entry.name)
-        below: list[Path] = []
+        below: list[tuple[str, str]] = []
         for entry in entries:
-            name, path = entry.name, here / entry.name
+            name = entry.name
             if entry.is_dir():
                 if name.startswith("."):
                     continue
                 if not entry.is_symlink():
-                    below.append(path)
+                    below.append((entry.path, f"{prefix}{name}/"))
                     continue
+                path = Path(entry.path)
                 target = path.resolve()
                 if not target.is_relative_to(root):
                     problems.error(path, None, f"symlink leaves content/ (points to {target})", "replace the link by a real folder inside content/")
@@ -222,6 +224,7 @@ def _walk(content: Path, problems: Problems) -> tuple[list[Path], list[Path]]:
             if name.startswith(".") or name.endswith(("~", ".swp", ".swx", ".tmp")) or name.startswith("#"):
                 continue  # hidden files, editor backups and swap files
             if entry.is_symlink():
+                path = Path(entry.path)
                 target = path.resolve()
                 if not target.is_relative_to(root):
                     problems.error(path, None, f"symlink leaves content/ (points to {target})", "copy the file into content/ instead of linking it")
@@ -229,32 +232,57 @@ def _walk(content: Path, problems: Problems) -> tuple[list[Path], list[Path]]:
                 if not target.is_file():
                     problems.error(path, None, "broken symlink", "remove it or point it at a file inside content/")
                     continue
-            (markdown if name.endswith(".md") else others).append(path)
+            (markdown if name.endswith(".md") else others).append(prefix + name)
         folders += reversed(below)
     return markdown, others
 
 
+# What this process read already, by file, with the file's (mtime, size) then: `sitegen serve`
+# reads the whole site again after every save, and most files did not change.
 _PARSED: dict[tuple[str, str, tuple[str, ...]], tuple[tuple[int, int], Page]] = {}
+_HASHED: dict[str, tuple[tuple[int, int], Attachment]] = {}
 
 
-def _read_page_cached(path: Path, source: str, tiers: tuple[str, ...], problems: Problems) -> Page | None:
-    """`_read_page`, skipped for a file whose size and mtime did not change since this process read
-    it (`sitegen serve` plans the whole site again after every save). A fresh copy is returned:
-    later stages set its URL and tier."""
+def _stamp(path: str) -> tuple[int, int] | None:
     try:
-        info = path.stat()
+        info = os.stat(path)
     except OSError:
-        return _read_page(path, source, tiers, problems)
-    key, stamp = (str(path), source, tiers), (info.st_mtime_ns, info.st_size)
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def _read_page_cached(content: Path, source: str, tiers: tuple[str, ...], problems: Problems) -> Page | None:
+    """`_read_page`, skipped for a file whose size and mtime did not change since this process read
+    it. A fresh copy is returned: later stages set its URL and tier."""
+    full = os.path.join(content, source)
+    stamp = _stamp(full)
+    if stamp is None:
+        return _read_page(content / source, source, tiers, problems)
+    key = (full, source, tiers)
     cached = _PARSED.get(key)
     if cached is not None and cached[0] == stamp:
-        return dataclasses.replace(cached[1])
-    page = _read_page(path, source, tiers, problems)
+        return cached[1].copy()
+    page = _read_page(content / source, source, tiers, problems)
     if page is not None:
-        _PARSED[key] = (stamp, dataclasses.replace(page))
+        _PARSED[key] = (stamp, page.copy())
     else:
         _PARSED.pop(key, None)
     return page
+
+
+def _attachment(content: Path, source: str) -> Attachment:
+    """An attachment with the SHA-256 of its bytes, hashed again only when its size or mtime changed
+    (attachments can be large: scans, videos)."""
+    full = os.path.join(content, source)
+    stamp = _stamp(full)
+    cached = _HASHED.get(full)
+    if stamp is not None and cached is not None and cached[0] == stamp:
+        return dataclasses.replace(cached[1])
+    data = (content / source).read_bytes()
+    attachment = Attachment(source, "", hashlib.sha256(data).hexdigest(), len(data))
+    if stamp is not None:
+        _HASHED[full] = (stamp, dataclasses.replace(attachment))
+    return attachment
 
 
 def _read_page(path: Path, source: str, tiers: tuple[str, ...], problems: Problems) -> Page | None:
@@ -339,19 +367,16 @@ def discover(content: Path, tiers: tuple[str, ...], problems: Problems) -> Site:
         problems.error(content, None, "no content/ folder", "create it and add an _index.md (or run `sitegen init`)")
         return site
     markdown, others = _walk(content, problems)
-    for path in markdown:
-        source = path.relative_to(content).as_posix()
-        page = _read_page_cached(path, source, tiers, problems)
+    for source in markdown:
+        page = _read_page_cached(content, source, tiers, problems)
         if page is not None:
             site.pages[source] = page
-    for path in others:
-        source = path.relative_to(content).as_posix()
+    for source in others:
         name = posixpath.basename(source)
         if not is_safe_segment(name):
-            problems.error(path, None, f"attachment name '{name}' is not URL-safe", "rename it using letters, digits, '-', '_' and one extension")
+            problems.error(content / source, None, f"attachment name '{name}' is not URL-safe", "rename it using letters, digits, '-', '_' and one extension")
             continue
-        data = path.read_bytes()
-        site.attachments[source] = Attachment(source, "", hashlib.sha256(data).hexdigest(), len(data))
+        site.attachments[source] = _attachment(content, source)
     _add_missing_sections(site, content, problems)
     _assign_urls(site, content, problems)
     return site
