@@ -41,9 +41,11 @@ class LiveBuild:
         self.last: Plan | None = None
         self.pending: tuple[Plan, dict[str, list[str]], bool] | None = None
         self.facts: dict[str, PageFacts] = {}
+        self.manifests: dict[str, dict[str, str]] = {}  # bundle -> its manifest's files, as this process last wrote them
 
     def full(self) -> BuildResult:
         self.pending = None
+        self.manifests = {}
         gc.unfreeze()  # the last full build's objects may be garbage now
         result = build(self.root, self.options, need_plan=True)
         self.last = result.plan
@@ -78,7 +80,7 @@ class LiveBuild:
             new.history = History(new.config, new.site, new.gate, new.log, earlier=old.history)
         written: dict[str, list[str]] = {}
         for bundle in new.bundles:
-            writer = BundleWriter.in_place(self.out / bundle.name)
+            writer = self._writer(bundle.name)
             output = BundleOutput(new, bundle, writer)
             for source in sorted(work.pages):
                 page: Page | None = new.site.pages.get(source)
@@ -101,7 +103,7 @@ class LiveBuild:
                         writer.remove(name)
             if work.attachments:
                 output.attachments()
-            writer.finish(bundle.name, bundle.tier)
+            self._finish(writer, bundle.name, bundle.tier)
             written[bundle.name] = sorted(writer.written)
         self.pending = (new, written, work.search)
         self.last, self.facts = new, facts
@@ -122,11 +124,21 @@ class LiveBuild:
         for bundle in new.bundles:
             names = set(written[bundle.name])
             if search:
-                writer = BundleWriter.in_place(self.out / bundle.name)
+                writer = self._writer(bundle.name)
                 BundleOutput(new, bundle, writer).search()
-                writer.finish(bundle.name, bundle.tier)
+                self._finish(writer, bundle.name, bundle.tier)
                 names |= writer.written
             jobs.append(ScanJob(self.out / bundle.name, bundle, prints[bundle.name], sorted(names)))
         leaks = scan_bundles(jobs)
         if leaks:
             raise BuildError([leak.problem() for leak in leaks], "leaks found")
+
+    def _writer(self, bundle: str) -> BundleWriter:
+        """A writer that updates the bundle in place, from the manifest this process wrote last
+        (reading it from disk costs tens of milliseconds at thousands of pages, on every save)."""
+        files = self.manifests.get(bundle)
+        return BundleWriter.in_place(self.out / bundle) if files is None else BundleWriter(self.out / bundle, existing=files)
+
+    def _finish(self, writer: BundleWriter, bundle: str, tier: str) -> None:
+        writer.finish(bundle, tier)
+        self.manifests[bundle] = writer.hashes
