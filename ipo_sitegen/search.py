@@ -94,18 +94,20 @@ class Block(NamedTuple):
 # The body comes from our own Markdown renderer, so a scanner is enough (and several times faster than
 # html.parser): comments and tags (quoted attribute values may hold ">"); the text is what lies between.
 _TAG = re.compile(r"""<(?:!--.*?-->|(/?)([A-Za-z][\w:-]*)([^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*)>)""", re.S)
-_CLASS = re.compile(r"""\bclass\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
-_HIDDEN = re.compile(r"""\baria-hidden\s*=\s*["']?true""", re.I)
-_DECORATION = re.compile(r"""\b(?:class|aria-hidden)\s*=""", re.I)  # needed by either of the two above
+_DECORATION = re.compile(r"""\b(?:class|aria-hidden)\s*=""", re.I)  # in the attributes of a tag that may be decoration
+_ATTRIBUTE = re.compile(r"""([^\s"'=<>/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
 
 
 def _skipped(attributes: str) -> bool:
-    """Whether the attributes of an element mark it as holding no text for the index (see _SKIP_CLASSES)."""
-    if not _DECORATION.search(attributes):  # most tags: one quick look instead of two
+    """Whether the attributes of an element mark it as holding no text for the index (see _SKIP_CLASSES).
+    Read name by name: a link's URL may hold "class=" or "aria-hidden=true" too."""
+    if not _DECORATION.search(attributes):  # most tags: one quick look
         return False
-    classes = _CLASS.search(attributes)
-    return bool(_HIDDEN.search(attributes)
-                or classes and _SKIP_CLASSES.intersection((classes.group(1) or classes.group(2) or classes.group(3) or "").split()))
+    for name, double, single, bare in _ATTRIBUTE.findall(attributes):
+        name, value = name.lower(), double or single or bare
+        if (name == "aria-hidden" and value.strip().lower() == "true") or (name == "class" and _SKIP_CLASSES.intersection(value.split())):
+            return True
+    return False
 
 
 def body_blocks(html: str) -> list[Block]:

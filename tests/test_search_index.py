@@ -115,6 +115,12 @@ def test_body_text_survives_raw_html_written_by_authors():
     assert [b.text for b in body_blocks(html)] == ["Tom & Jerry <3", "Line", "break", "End"]
 
 
+def test_decoration_is_read_from_attribute_names_not_from_urls():
+    html = ('<p><a href="https://example.org/?aria-hidden=true&amp;class=lock">the flibbertigibbet guide</a></p>'
+            '<p><a class="headerlink" href="#x">¶</a><span aria-hidden="TRUE">hidden</span><span class="x lock">🔒</span>Shown</p>')
+    assert [b.text for b in body_blocks(html)] == ["the flibbertigibbet guide", "Shown"]
+
+
 def test_excerpt_is_running_text_cut_at_a_word():
     blocks = body_blocks(BODY_HTML)
     assert excerpt(blocks, 1000) == ("Intro text with a footnote here. The approval chain · See the vault now. "
