@@ -469,21 +469,30 @@ class SearchIndex:
 # digest: the same page in several bundles often has the same body), then the terms of a page text.
 # Bodies that differ only in markup, as they do between bundles (a link to a page another bundle holds
 # is locked), have the same text: its terms are worked out once for all bundles (and for unchanged
-# pages under `serve`).
+# pages under `serve`). Texts are remembered by digest, not kept: thousands of pages' text would stay
+# in memory for as long as the memo.
 _MEMO_SIZE = 50_000  # pages (and 20 times as many term numbers) kept between bundles
-_BODIES: dict[bytes, tuple[Block, ...]] = {}
+_BODIES: dict[bytes, bytes] = {}  # digest of a body -> digest of its text
 _PAGES: dict[tuple, tuple[PageTerms, str]] = {}
+
+
+def _text_digest(blocks: Sequence[Block]) -> bytes:
+    return hashlib.sha1("\x00".join(f"{int(b.heading)}{b.text}" for b in blocks).encode()).digest()
 
 
 def analyse(entry: Entry, snippet_chars: int) -> tuple[PageTerms, str]:
     """A page's terms (with the bundle-independent part of their postings) and its snippet text."""
     digest = hashlib.sha1(entry.html.encode()).digest()
-    blocks = _BODIES.get(digest)
-    if blocks is None:
-        blocks = _BODIES[digest] = tuple(body_blocks(entry.html))
-    key = (entry.title, entry.summary, entry.labels, blocks, snippet_chars)
+    blocks: tuple[Block, ...] | None = None
+    text = _BODIES.get(digest)
+    if text is None:
+        blocks = tuple(body_blocks(entry.html))
+        text = _BODIES[digest] = _text_digest(blocks)
+    key = (entry.title, entry.summary, entry.labels, text, snippet_chars)
     found = _PAGES.get(key)
     if found is None:
+        if blocks is None:
+            blocks = tuple(body_blocks(entry.html))
         found = _PAGES[key] = page_terms(fields(entry, blocks)), excerpt(blocks, snippet_chars)
     return found
 
