@@ -518,7 +518,8 @@ class Secrets:
     def _seen_in(self, shows: list[tuple[str, int]], ranks: list[int]) -> np.ndarray:
         """`_seen_by` in this process. A text is looked up only among the phrases that the least
         restricted bundle showing it must not hold: a restricted page's own phrases are all in the
-        table, and finding each of them would cost more than the rest."""
+        table, and finding each of them would cost more than the rest. Texts are taken a few
+        million characters at a time: all of a bundle's at once would hold hundreds of megabytes."""
         table = self.phrases
         assert table.ranks is not None
         seen = np.zeros(len(table.hashes), np.uint8 if len(ranks) <= 8 else np.uint64)
@@ -530,21 +531,31 @@ class Secrets:
             phrases = table if len(among) == len(table.hashes) else table.select(among)
             forms: list[str] = []
             marks: list[int] = []  # the bundles of each form
-            for text, bits in group:
-                before = len(forms)
-                forms += (form for form in (visible_words(text), _marked_up_lines(text)) if form)  # (diffs show source lines)
-                marks += [bits] * (len(forms) - before)
-            keys = _text_keys(forms)[0]
-            ends = np.flatnonzero(keys == _NO_WORD)  # the mark after each form
-            bits_of = np.array(marks, seen.dtype)
-            for start in range(0, len(keys), _CHUNK):  # in pieces: bundles show millions of words
-                windows, offsets = phrases.windows(keys[start : start + _CHUNK + SHINGLE - 1])
-                at, where = phrases.find(windows)
-                if len(at):
-                    firsts = np.array([offset for offset, _ in offsets])
-                    words = at - firsts[np.searchsorted(firsts, at, side="right") - 1]  # the window's first word
-                    np.bitwise_or.at(seen, among[where], bits_of[np.searchsorted(ends, start + words)])
+            size = 0
+            for number, (text, bits) in enumerate(group):
+                for form in (visible_words(text), _marked_up_lines(text)):  # (diffs show source lines)
+                    if form:
+                        forms.append(form)
+                        marks.append(bits)
+                        size += len(form)
+                if size > _BATCH or number == len(group) - 1:
+                    _mark_seen(seen, phrases, among, forms, marks)
+                    forms, marks, size = [], [], 0
         return seen
+
+
+def _mark_seen(seen: np.ndarray, phrases: Phrases, among: np.ndarray, forms: list[str], marks: list[int]) -> None:
+    """Mark in `seen` (by index `among`) the bundles (`marks`) of each form that holds a phrase of `phrases`."""
+    keys = _text_keys(forms)[0]
+    ends = np.flatnonzero(keys == _NO_WORD)  # the mark after each form
+    bits_of = np.array(marks, seen.dtype)
+    for start in range(0, len(keys), _CHUNK):  # (a form can be long: a page's history)
+        windows, offsets = phrases.windows(keys[start : start + _CHUNK + SHINGLE - 1])
+        at, where = phrases.find(windows)
+        if len(at):
+            firsts = np.array([offset for offset, _ in offsets])
+            words = at - firsts[np.searchsorted(firsts, at, side="right") - 1]  # the window's first word
+            np.bitwise_or.at(seen, among[where], bits_of[np.searchsorted(ends, start + words)])
 
 
 PARALLEL_TEXT = 1 << 24  # characters of shown text below which one process does the lookups
