@@ -49,6 +49,7 @@ class LiveBuild:
         gc.unfreeze()  # the last full build's objects may be garbage now
         result = build(self.root, self.options, need_plan=True)
         self.last = result.plan
+        self.manifests = {b.name: BundleWriter.in_place(self.out / b.name).hashes for b in result.plan.bundles}  # read now, not at the first save
         self.facts = facts_of(result.plan)
         # Millions of objects live as long as the server: leave them out of the collector's full
         # passes, which would otherwise land in the middle of an edit's rebuild (a tenth of a second).
