@@ -11,13 +11,17 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+from jinja2 import TemplateError
+
 from .audit import ScanJob, Secrets, scan_bundles
-from .build import BundleOutput, BuildResult, Options, Plan, build, plan
+from .build import BuildResult, BundleOutput, Options, Plan, build, plan
 from .changes import history_files
+from .config import Config
 from .content import Page
 from .errors import BuildError
 from .history import History
 from .rebuild import PageFacts, Work, affected
+from .render import make_environment
 from .write import BundleWriter
 
 
@@ -50,6 +54,7 @@ class LiveBuild:
         result = build(self.root, self.options, need_plan=True)
         self.last = result.plan
         self.manifests = {b.name: BundleWriter.in_place(self.out / b.name).hashes for b in result.plan.bundles}  # read now, not at the first save
+        _compile_theme(result.plan.config)
         self.facts = facts_of(result.plan)
         # Millions of objects live as long as the server: leave them out of the collector's full
         # passes, which would otherwise land in the middle of an edit's rebuild (a tenth of a second).
@@ -143,3 +148,14 @@ class LiveBuild:
     def _finish(self, writer: BundleWriter, bundle: str, tier: str) -> None:
         writer.finish(bundle, tier)
         self.manifests[bundle] = writer.hashes
+
+
+def _compile_theme(config: Config) -> None:
+    """Compile the theme's templates in this process now, not at the first save: a large site's
+    full build renders its pages in forked processes, whose compiled templates are gone with them."""
+    env = make_environment(config)
+    for name in env.list_templates(extensions=["html", "xml"]):
+        try:
+            env.get_template(name)
+        except TemplateError:
+            pass  # (reported where it is used)
