@@ -9,6 +9,7 @@ touches, and rewrites only those files of each bundle, then audits the files it 
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from pathlib import Path
 
 from jinja2 import TemplateError
@@ -43,7 +44,7 @@ class LiveBuild:
         self.out = options.out or self.root / "build"
         self.options.out = self.out
         self.last: Plan | None = None
-        self.pending: tuple[Plan, dict[str, list[str]], bool] | None = None
+        self.pending: tuple[Plan, dict[str, set[str]], set[str]] | None = None  # to settle: plan, files written by bundle, bundles whose search index is stale
         self.facts: dict[str, PageFacts] = {}
         self.manifests: dict[str, dict[str, str]] = {}  # bundle -> its manifest's files, as this process last wrote them
 
@@ -84,7 +85,7 @@ class LiveBuild:
         old = self.last
         if new.log is not None:  # what did not change is taken from the last history
             new.history = History(new.config, new.site, new.gate, new.log, earlier=old.history)
-        written: dict[str, list[str]] = {}
+        written: dict[str, set[str]] = {}
         for bundle in new.bundles:
             writer = self._writer(bundle.name)
             output = BundleOutput(new, bundle, writer)
@@ -110,34 +111,49 @@ class LiveBuild:
             if work.attachments:
                 output.attachments()
             self._finish(writer, bundle.name, bundle.tier)
-            written[bundle.name] = sorted(writer.written)
-        self.pending = (new, written, work.search)
+            written[bundle.name] = set(writer.written)
+        stale = {b.name for b in new.bundles} if work.search else set()
+        if self.pending is not None:  # an update that was not settled: its files still need the audit
+            _, unaudited, unindexed = self.pending
+            for name, names in unaudited.items():
+                written.setdefault(name, set()).update(names)
+            stale |= unindexed
+        self.pending = (new, written, stale)
         self.last, self.facts = new, facts
         if audit:
             self.settle()
         return work
 
-    def settle(self) -> None:
+    def settle(self, interrupted: Callable[[], bool] = lambda: False) -> bool:
         """The second half of an update, after open pages have been told to reload: the search
-        index (rebuilt from every page) and the audit of every file the update wrote."""
+        index (rebuilt from every page) and the audit of every file the update wrote.
+
+        It takes seconds on a large site, so `serve` lets a new save interrupt it between steps:
+        then it returns False, and what is left is settled with the next update's."""
         if self.pending is None:
-            return
-        new, written, search = self.pending
-        self.pending = None
+            return True
+        new, written, stale = self.pending
         # In this process, not forked ones: serve runs this beside its server's threads.
-        prints = Secrets(new.config, new.site, new.gate, new.history).for_bundles(new.bundles)
-        jobs: list[ScanJob] = []
+        secrets = Secrets(new.config, new.site, new.gate, new.history)
+        if interrupted():
+            return False
+        prints = secrets.for_bundles(new.bundles)
         for bundle in new.bundles:
-            names = set(written[bundle.name])
-            if search:
+            if interrupted():
+                return False
+            if bundle.name in stale:
                 writer = self._writer(bundle.name)
                 BundleOutput(new, bundle, writer).search()
                 self._finish(writer, bundle.name, bundle.tier)
-                names |= writer.written
-            jobs.append(ScanJob(self.out / bundle.name, bundle, prints[bundle.name], sorted(names)))
-        leaks = scan_bundles(jobs)
+                written.setdefault(bundle.name, set()).update(writer.written)
+                stale.discard(bundle.name)
+        if interrupted():
+            return False
+        self.pending = None
+        leaks = scan_bundles([ScanJob(self.out / b.name, b, prints[b.name], sorted(written.get(b.name, ()))) for b in new.bundles])
         if leaks:
             raise BuildError([leak.problem() for leak in leaks], "leaks found")
+        return True
 
     def _writer(self, bundle: str) -> BundleWriter:
         """A writer that updates the bundle in place, from the manifest this process wrote last

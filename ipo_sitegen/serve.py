@@ -83,6 +83,7 @@ class Rebuilder:
         self.live = LiveBuild(root, options)
         self.lock = threading.Lock()
         self.timer: threading.Timer | None = None
+        self.waiting = 0  # rebuilds whose changes are taken, waiting for the build lock
 
     def build_now(self, paths: set[str] | None = None) -> bool:
         """A full build, or with `paths` an incremental one (after a failed one: full again)."""
@@ -99,7 +100,8 @@ class Rebuilder:
                     self.state.generation += 1
                     self.state.broadcast()
                     announced = True
-                    self.live.settle()
+                    if not self.live.settle(interrupted=self._saved_since):
+                        summary += " (search index and audit wait for the next save's rebuild)"
         except BuildError as exc:
             self.state.problems = exc.problems
             kept = "still serving the last good build" if self.state.generation else "nothing to serve until it is fixed"
@@ -135,10 +137,17 @@ class Rebuilder:
         with self.lock:
             paths, self.pending = sorted(self.pending), set()
             self.timer = None
+            self.waiting += bool(paths)
         if paths:
             self.log("changed: " + ", ".join(_short(self.root, p) for p in paths[:5]) + (" …" if len(paths) > 5 else ""))
             with _BUILD_LOCK:
+                with self.lock:
+                    self.waiting -= 1
                 self.build_now(set(paths))
+
+    def _saved_since(self) -> bool:
+        """Did a save come in after this rebuild started (waiting for its debounce, or for the lock)?"""
+        return bool(self.pending) or self.waiting > 0
 
 
 _BUILD_LOCK = threading.Lock()

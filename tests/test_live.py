@@ -52,3 +52,27 @@ def test_each_update_leaves_the_output_of_a_full_build(story: Repo, tmp_path: Pa
         served = read_tree(tmp_path / "served")
         assert served.keys() == expected.keys(), what
         assert [name for name in served if served[name] != expected[name]] == [], what
+
+
+def test_a_settle_interrupted_by_saves_is_finished_with_the_next_update(story: Repo, tmp_path: Path) -> None:  # noqa: F811
+    live = LiveBuild(story.root, Options(out=tmp_path / "served", jobs=1))
+    live.full()
+    story.write("guide/intro.md", page("Introduction", None, "Hello offices, welcome aboard.\n\nA new paragraph."))
+    live.update({str(story.root / "content/guide/intro.md")}, audit=False)
+    assert live.pending is not None
+    first = {name: set(names) for name, names in live.pending[1].items()}
+    assert live.settle(interrupted=lambda: True) is False  # a save came in: nothing is lost
+    story.write("guide/new.md", page("Newcomer", None, "Brand new."))
+    live.update({str(story.root / "content/guide/new.md")}, audit=False)
+    waiting = live.pending[1]
+    assert all(first[name] <= waiting[name] for name in first), "the first update's files still wait for the audit"
+    assert any("new/index.html" in name for name in waiting["public"])
+    assert live.pending[2] == {"public", "restricted", "internal"}
+    asked = []
+    assert live.settle(interrupted=lambda: asked.append(1) is None and len(asked) > 3) is False  # after the fingerprints and two bundles' search
+    assert live.pending is not None and live.pending[2] == {"internal"}
+    assert live.settle() is True and live.pending is None
+    expected = full_build(story.root, tmp_path / "reference")
+    served = read_tree(tmp_path / "served")
+    assert served.keys() == expected.keys()
+    assert [name for name in served if served[name] != expected[name]] == []
