@@ -610,7 +610,7 @@ def _html_units(text: str) -> tuple[list[str], list[str]]:
         for code in scripts:
             if code:  # (most are <script src=…></script>)
                 decoded += _script_strings(code)
-    if "<!" in text:
+    if "<!--" in text or "<![CDATA[" in text:  # (not "<!": every page starts with <!DOCTYPE html>)
         for value in _COMMENT.findall(text) + _CDATA.findall(text):
             decoded += _markup_text(value)
         text = _CDATA.sub(lambda m: _SPLIT + m.group(1) + _SPLIT, _COMMENT.sub(_SPLIT, text))
