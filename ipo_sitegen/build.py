@@ -378,6 +378,7 @@ def _write_part(task: tuple[str | None, int, int]) -> tuple[list[tuple[str, dict
 
 
 PARALLEL_PAGES = 400  # below this many pages in all bundles, one process writes everything
+PAGE_SHARES = 4  # parts of each bundle's pages per process
 
 
 T = TypeVar("T")
@@ -389,7 +390,7 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     and what `meanwhile` returns.
 
     A large site is written by forked processes: each bundle's pages (with their history) in
-    `workers` shares, and the lists, feeds and search indexes of all bundles as one more part; `meanwhile` runs in
+    PAGE_SHARES shares per worker, and the lists, feeds and search indexes of all bundles as one more part; `meanwhile` runs in
     this process while they write (the audit prepares its fingerprints there)."""
     counts = {b.name: len(result.gate.pages_for(b)) for b in result.bundles}
     if workers <= 1 or sum(counts.values()) < PARALLEL_PAGES:
@@ -402,8 +403,9 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     if result.history is not None:
         for bundle in result.bundles:
             result.history.changes_for(bundle)  # computed once, here, rather than in every worker
+    shares = PAGE_SHARES * workers  # small parts: no process waits long for the last one
     tasks: list[tuple[str | None, int, int]] = [(None, 0, 0)]  # the longest part first
-    tasks += [(b.name, n, workers) for b in result.bundles for n in range(workers)]
+    tasks += [(b.name, n, shares) for b in result.bundles for n in range(shares)]
     _writing = (result, staging, out)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
