@@ -186,11 +186,19 @@ class Corpus:
         subprocess.run(["git", "checkout", "-q", "-f", "main"], cwd=repo, check=True)
 
 
+STAMP = ".bench-corpus"  # in a folder this script made: "PAGES COMMITS"
+
+
 def make_corpus(target: Path, pages: int, commits: int, seed: int = 7) -> Path:
+    """Make the corpus in `target`, replacing an earlier corpus there, and never any other folder."""
     if target.exists():
+        if any(target.iterdir()) and not (target / STAMP).is_file():
+            raise SystemExit(f"{target} is not empty and is not a benchmark corpus (no {STAMP} in it): "
+                             "pass a new or empty folder")
         shutil.rmtree(target)
     target.mkdir(parents=True)
     Corpus(pages, commits, seed).fast_import(target)
+    (target / STAMP).write_text(f"{pages} {commits}")
     return target
 
 

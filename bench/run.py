@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from corpus import make_corpus  # noqa: E402
+from corpus import STAMP, make_corpus  # noqa: E402
 
 NAIVE = r'''
 import sys, os, yaml, markdown, jinja2
@@ -117,12 +117,10 @@ def main() -> None:
     args = parser.parse_args()
 
     corpus = args.corpus or Path(tempfile.mkdtemp(prefix="sitegen-bench-")) / "site"
-    stamp = corpus / ".bench-corpus"
-    wanted = f"{args.pages} {args.commits}"
-    if not (stamp.is_file() and stamp.read_text() == wanted):
+    stamp = corpus / STAMP
+    if not (stamp.is_file() and stamp.read_text() == f"{args.pages} {args.commits}"):
         started = time.perf_counter()
         make_corpus(corpus, args.pages, args.commits)
-        stamp.write_text(wanted)
         print(f"corpus: {args.pages} pages, {args.commits} commits, made in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     sitegen = [sys.executable, "-m", "ipo_sitegen"]
     env = {"SOURCE_DATE_EPOCH": "1790000000"}
