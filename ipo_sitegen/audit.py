@@ -627,12 +627,7 @@ def _decode_pieces(pieces: list[str]) -> list[str]:
     values = dict.fromkeys(quoted or single or bare for quoted, single, bare in _ATTRIBUTE.findall(" ".join(_START_TAG.findall(joined))))
     values.pop("", None)
     if values:
-        text = _SPLIT.join(values)
-        text = unquote(html.unescape(text))  # (a %00 in a value splits it where no word runs anyway)
-        if "<" in text or "&" in text:
-            segments += [t for value in text.split(_SPLIT) for t in _markup_text(value)]
-        else:
-            segments += text.split(_SPLIT)
+        segments += _markup_values(unquote(html.unescape(_SPLIT.join(values))))  # (a %00 in a value splits it where no word runs anyway)
     return segments
 
 
@@ -642,6 +637,15 @@ def _markup_text(text: str) -> list[str]:
         return [text]
     decoded = html.unescape(text)
     return _TAG.sub("", _BLOCK_TAG.sub(_SPLIT, decoded)).split(_SPLIT)
+
+
+def _markup_values(joined: str) -> list[str]:
+    """`_markup_text` of each value of `joined` (values separated by _SPLIT), with one test for all
+    of them when none holds markup."""
+    values = joined.split(_SPLIT)
+    if "<" in joined or "&" in joined:
+        return [t for value in values for t in _markup_text(value)]
+    return values
 
 
 def _script_strings(code: str) -> list[str]:
@@ -656,11 +660,7 @@ def _script_strings(code: str) -> list[str]:
     if "\\" in text:  # escapes to decode (most literals have none)
         literals = [_js_decoded(literal) if "\\" in literal else literal for literal in literals]
         text = _SPLIT.join(literals)
-    text = unquote(text)
-    values = text.split(_SPLIT)
-    if "<" in text or "&" in text:
-        values = [t for value in values for t in _markup_text(value)]
-    return [" ".join(parts[0::2])] + values
+    return [" ".join(parts[0::2])] + _markup_values(unquote(text))
 
 
 def _js_decoded(literal: str) -> str:

@@ -66,6 +66,11 @@ class Page:
         return clone
 
 
+def index_source(folder: str) -> str:
+    """The source of a folder's `_index.md` (a folder never ends in "/"; "" is content/ itself)."""
+    return f"{folder}/_index.md" if folder else "_index.md"
+
+
 @dataclass
 class Attachment:
     """A file next to the pages (image, PDF, ...), copied only into bundles that reference it."""
@@ -88,7 +93,7 @@ class Site:
     attachments: dict[str, Attachment] = field(default_factory=dict)
 
     def index_of(self, folder: str) -> Page | None:
-        return self.pages.get(f"{folder}/_index.md" if folder else "_index.md")  # (a folder never ends in "/")
+        return self.pages.get(index_source(folder))
 
     def section_chain(self, page: Page) -> list[Page]:
         """The section indexes above `page`, outermost first, not counting the home page."""

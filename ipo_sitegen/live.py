@@ -23,7 +23,7 @@ from .errors import BuildError
 from .history import History
 from .rebuild import PageFacts, Work, affected
 from .render import make_environment
-from .write import BundleWriter
+from .write import BundleWriter, manifest_files
 
 
 def facts_of(result: Plan) -> dict[str, PageFacts]:
@@ -54,7 +54,7 @@ class LiveBuild:
         gc.unfreeze()  # the last full build's objects may be garbage now
         result = build(self.root, self.options, need_plan=True)
         self.last = result.plan
-        self.manifests = {b.name: BundleWriter.in_place(self.out / b.name).hashes for b in result.plan.bundles}  # read now, not at the first save
+        self.manifests = {b.name: manifest_files(self.out / b.name) for b in result.plan.bundles}  # read now, not at the first save
         _compile_theme(result.plan.config)
         self.facts = facts_of(result.plan)
         # Millions of objects live as long as the server: leave them out of the collector's full

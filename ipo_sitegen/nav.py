@@ -11,7 +11,7 @@ import posixpath
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .content import Page
+from .content import Page, index_source
 
 SIBLING_WINDOW = 15  # siblings shown on each side of the current page before "… more"
 
@@ -47,7 +47,7 @@ class Navigation:
         self._position = {p.source: i for items in self.children.values() for i, p in enumerate(items)}
 
     def index_of(self, folder: str) -> Page | None:
-        return self.by_source.get(posixpath.join(folder, "_index.md") if folder else "_index.md")
+        return self.by_source.get(index_source(folder))
 
     def children_of(self, page: Page) -> list[Page]:
         """What a section index lists: its pages and subsections."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
+from .content import index_source
+
 
 @dataclass(frozen=True)
 class PageFacts:
@@ -52,10 +54,6 @@ def _section(source: str) -> str:
     return posixpath.dirname(folder) if posixpath.basename(source) == "_index.md" else folder
 
 
-def _index_of(folder: str) -> str:
-    return f"{folder}/_index.md" if folder else "_index.md"
-
-
 def _dependents(old: dict[str, PageFacts], new: dict[str, PageFacts]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """The pages of each section and the pages linking to each target, in either build (only needed,
     and only made, when a change shows in other pages)."""
@@ -94,7 +92,7 @@ def affected(old: dict[str, PageFacts], new: dict[str, PageFacts], changed: set[
         # Its siblings, its section's index and the home page list or link it.
         section = _section(source)
         work.pages |= by_section.get(section, set())
-        work.pages.add(_index_of(section))
+        work.pages.add(index_source(section))
         work.pages.add("_index.md")
         work.labels |= set(before.labels if before else ()) | set(after.labels if after else ())
         work.lists = True

@@ -40,8 +40,7 @@ class BundleWriter:
     @classmethod
     def in_place(cls, folder: Path) -> "BundleWriter":
         """Update a built bundle file by file (`sitegen serve`), keeping its manifest complete."""
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        return cls(folder, existing=manifest["files"])
+        return cls(folder, existing=manifest_files(folder))
 
     def remove(self, path: str) -> None:
         self.hashes.pop(path, None)
@@ -87,6 +86,11 @@ class BundleWriter:
         self.hashes.pop("manifest.json", None)
         self.written.discard("manifest.json")
         self.write("manifest.json", manifest_text(bundle, tier, self.hashes))
+
+
+def manifest_files(folder: Path) -> dict[str, str]:
+    """A built bundle's files with their SHA-256, as its manifest.json lists them."""
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["files"]
 
 
 def manifest_text(bundle: str, tier: str, hashes: dict[str, str]) -> str:
