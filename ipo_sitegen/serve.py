@@ -18,6 +18,8 @@ import tempfile
 import threading
 import time
 import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html import escape
 from http import HTTPStatus
@@ -351,7 +353,8 @@ def serve(root: Path, options: Options, host: str, port: int, open_browser: bool
     rebuilder: Rebuilder | None = None
     out: Path | None = None
     try:
-        out = Path(tempfile.mkdtemp(prefix="sitegen-serve-")) if private else options.out
+        with _stops_held():  # a Ctrl-C between making the folder and knowing its name would leave it behind
+            out = Path(tempfile.mkdtemp(prefix="sitegen-serve-")) if private else options.out
         options.out = out
         state = LiveState(out, names)
         rebuilder = Rebuilder(root, options, state, log)
@@ -388,6 +391,21 @@ def serve(root: Path, options: Options, host: str, port: int, open_browser: bool
         _BUILD_LOCK.acquire(timeout=60)  # let a rebuild in progress finish before removing its folder
         if private and out is not None:
             shutil.rmtree(out, ignore_errors=True)
+
+
+@contextmanager
+def _stops_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done (where the platform can hold signals); they
+    are then raised as the block ends, when what it assigned is known to the code that cleans up."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def _interrupt(signum, frame) -> None:
