@@ -19,8 +19,9 @@ from urllib.parse import quote, unquote
 from xml.etree.ElementTree import Element
 
 import markdown
+from markdown import util as markdown_util
 from markdown.extensions import Extension
-from markdown.treeprocessors import Treeprocessor
+from markdown.treeprocessors import InlineProcessor, Treeprocessor
 from pygments.formatters import HtmlFormatter
 
 PAGE_MARK = "sitegen:page:"
@@ -106,6 +107,49 @@ class _State:
     rendered = Rendered("", [])
 
 
+# What each of Python-Markdown's own inline patterns needs in the text it searches, at or after
+# where it starts: without one of these strings the pattern cannot match, so it is not tried.
+_NEEDS = {
+    "backtick": ("`",), "escape": ("\\",),
+    "reference": ("[",), "link": ("[",), "short_reference": ("[",), "footnote": ("[^",),
+    "image_link": ("![",), "image_reference": ("![",), "short_image_ref": ("![",),
+    "autolink": ("<",), "automail": ("<",), "html": ("<",), "entity": ("&",),
+    "linebreak": ("  \n",), "em_strong": ("*", "_"),
+}
+
+
+class _QuickInlineProcessor(InlineProcessor):
+    """Python-Markdown's inline stage, skipping the patterns that cannot match.
+
+    The stock stage tries each of ~15 patterns on every run of text (a regex search and a dozen
+    Python calls each): over a third of a page's conversion. A pattern whose needed character is
+    absent from the text is skipped, exactly as if it had been tried and had not matched, so the
+    output is the same (tested against the stock stage). Patterns it does not know (an extension's
+    own) are always tried.
+    """
+
+    def run(self, tree, ancestors=None):  # type: ignore[no-untyped-def] (Python-Markdown's signature)
+        registry = self.inlinePatterns
+        known = {id(registry[name]): needs for name, needs in _NEEDS.items()
+                 if name in registry and type(registry[name]).__module__.startswith("markdown.")}
+        self._patterns = [(pattern, known.get(id(pattern))) for pattern in registry]
+        return super().run(tree, ancestors)
+
+    def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:  # noqa: N802 (overrides the private original)
+        if isinstance(data, markdown_util.AtomicString):
+            return data
+        patterns, start = self._patterns, 0
+        while patternIndex < len(patterns):
+            pattern, needs = patterns[patternIndex]
+            if needs is not None and not any(data.find(need, start) >= 0 for need in needs):
+                matched, start = False, 0
+            else:
+                data, matched, start = self._InlineProcessor__applyPattern(pattern, data, patternIndex, start)
+            if not matched:
+                patternIndex += 1
+        return data
+
+
 class _LinkExtension(Extension):
     def __init__(self, state: _State) -> None:
         super().__init__()
@@ -114,6 +158,7 @@ class _LinkExtension(Extension):
     def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 (Python-Markdown's name)
         # After inline patterns (which create the <a>/<img>), before the toc and prettify steps.
         md.treeprocessors.register(_LinkRewriter(md, self.state), "sitegen-links", 7)
+        md.treeprocessors.register(_QuickInlineProcessor(md), "inline", 20)  # replaces the stock one
 
 
 class Renderer:

@@ -1,0 +1,77 @@
+"""The Markdown stage: our quicker inline stage must give exactly the stock Python-Markdown output."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from markdown.treeprocessors import InlineProcessor
+
+from ipo_sitegen.markup import LinkIndex, Renderer
+
+INDEX = LinkIndex(frozenset({"a.md", "guide/b.md", "_index.md"}), frozenset({"guide/pic.png"}))
+
+# One text per inline pattern, and the places where patterns meet or nest.
+SNIPPETS = [
+    "plain words only, nothing to match",
+    "`code` and ``double `tick` code`` and \\`not code\\` and \\\\`code after escaped backslash`",
+    "escapes: \\* \\_ \\[ \\< \\& \\\\ and a trailing backslash\\",
+    "[a page](a.md), [b](guide/b.md#part \"title\"), [ref][r], [r], [missing](nope.md)\n\n[r]: a.md",
+    "![pic](guide/pic.png) ![ref pic][p] ![p] ! [not an image]\n\n[p]: guide/pic.png",
+    "<https://example.org/x?y=1&z=2> <someone@example.org> <not a link> < spaced >",
+    "line with two trailing spaces  \nnext line\\\nand a backslash break",
+    "<span class=\"x\">raw *em* inside</span> <!-- a comment --> <?pi ?> <![CDATA[ x ]]> a < b > c",
+    "&amp; &#38; &#x26; &nosemicolon & alone &copy;",
+    "*em* **strong** ***both*** _em_ __strong__ ___both___ * spaced * snake_case_word 2*3*4",
+    "**[link in strong](a.md)** [*em in link*](a.md) `*not em in code*` **`code in strong`**",
+    "text[^1] and [^missing]\n\n[^1]: The *note* with [a link](a.md).",
+    "{: .class } word {: #id } [link](a.md){: .button }",
+    "mixed: *a [b `c` d](a.md) e* & <b>f</b>  \n**g \\* h**",
+    "| a | *b* |\n|---|---|\n| `c` | [d](a.md) |",
+    "!!! note \"A *title*\"\n    Body with **strong** and `code`.",
+    "Term\n:   Definition with _em_ and <i>html</i>.",
+    '<div markdown="1">\n*em in html block* and [link](a.md)\n</div>',
+]
+
+
+def _renderers() -> tuple[Renderer, Renderer]:
+    quick, stock = Renderer(INDEX), Renderer(INDEX)
+    stock.md.treeprocessors.register(InlineProcessor(stock.md), "inline", 20)
+    return quick, stock
+
+
+def _same(quick: Renderer, stock: Renderer, text: str) -> None:
+    a, b = quick.render("", text), stock.render("", text)
+    assert (a.html, a.toc, a.pages, a.files, a.problems) == (b.html, b.toc, b.pages, b.files, b.problems), text
+
+
+def test_the_quick_inline_stage_is_in_use():
+    quick, stock = _renderers()
+    assert type(quick.md.treeprocessors["inline"]) is not InlineProcessor
+    assert type(stock.md.treeprocessors["inline"]) is InlineProcessor
+
+
+@pytest.mark.parametrize("text", SNIPPETS)
+def test_quick_inline_stage_matches_stock_on_every_pattern(text):
+    quick, stock = _renderers()
+    html = quick.render("", text).html
+    assert html  # the snippet rendered to something
+    _same(quick, stock, text)
+
+
+def test_quick_inline_stage_matches_stock_on_random_markdown():
+    """Random texts dense in the characters inline patterns look for, in every order."""
+    pieces = ["*", "**", "_", "__", "`", "``", "\\", "[", "]", "(", ")", "!", "<", ">", "&", ";", "#",
+              "^", ":", "@", "  \n", "\n", "\n\n", " ", "word", "a.md", "http://x.org", "amp", "{: .c}",
+              "<b>", "</b>", "<!--", "-->", "[^1]", "[^1]: note\n", "- ", "1. ", "    "]
+    rng = random.Random(20261126)
+    quick, stock = _renderers()
+    for _ in range(1500):
+        _same(quick, stock, "".join(rng.choice(pieces) for _ in range(rng.randint(1, 40))))
+
+
+def test_quick_inline_stage_matches_stock_on_the_demo_site():
+    quick, stock = _renderers()
+    for path in sorted((Path(__file__).resolve().parent.parent / "content").rglob("*.md")):
+        _same(quick, stock, path.read_text(encoding="utf-8").split("---\n", 2)[-1])
