@@ -28,9 +28,31 @@ PAGE_MARK = "sitegen:page:"
 FILE_MARK = "sitegen:file:"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
+
+class _CodeFormatter(HtmlFormatter):
+    """Pygments' HTML formatter with its token-to-class tables made once per style.
+
+    codehilite makes a formatter for every code block, and making these tables walks the whole
+    style: more work than highlighting a short block. The tables are only read afterwards, so
+    formatters of the same style and class prefix share them; the HTML is the same.
+    """
+
+    _tables: dict[tuple[object, str], tuple[dict, dict]] = {}
+
+    def __init__(self, lang_str: str = "", **options: object) -> None:  # codehilite passes lang_str; "html" ignores it
+        super().__init__(**options)
+
+    def _create_stylesheet(self) -> None:
+        key = (self.style, self.classprefix)
+        if key not in self._tables:
+            super()._create_stylesheet()
+            self._tables[key] = (self.ttype2class, self.class2style)
+        self.ttype2class, self.class2style = self._tables[key]
+
+
 EXTENSIONS = ["tables", "fenced_code", "codehilite", "toc", "admonition", "attr_list", "footnotes", "def_list", "md_in_html", "sane_lists"]
 EXTENSION_CONFIGS = {
-    "codehilite": {"css_class": "highlight", "guess_lang": False},
+    "codehilite": {"css_class": "highlight", "guess_lang": False, "pygments_formatter": _CodeFormatter},
     "toc": {"permalink": "#", "permalink_title": "Link to this section"},
     "footnotes": {"BACKLINK_TITLE": "Back to the text"},
 }
@@ -116,6 +138,7 @@ _NEEDS = {
     "autolink": ("<",), "automail": ("<",), "html": ("<",), "entity": ("&",),
     "linebreak": ("  \n",), "em_strong": ("*", "_"),
 }
+_ALL_NEEDS = frozenset(need for needs in _NEEDS.values() for need in needs)
 
 
 class _QuickInlineProcessor(InlineProcessor):
@@ -139,9 +162,10 @@ class _QuickInlineProcessor(InlineProcessor):
         if isinstance(data, markdown_util.AtomicString):
             return data
         patterns, start = self._patterns, 0
+        present = {need for need in _ALL_NEEDS if need in data}  # a match only ever removes them
         while patternIndex < len(patterns):
             pattern, needs = patterns[patternIndex]
-            if needs is not None and not any(data.find(need, start) >= 0 for need in needs):
+            if needs is not None and present.isdisjoint(needs):
                 matched, start = False, 0
             else:
                 data, matched, start = self._InlineProcessor__applyPattern(pattern, data, patternIndex, start)

@@ -1,14 +1,16 @@
-"""The Markdown stage: our quicker inline stage must give exactly the stock Python-Markdown output."""
+"""The Markdown stage: our quicker inline stage and code formatter must give exactly the output of
+stock Python-Markdown and Pygments."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
+import markdown
 import pytest
 from markdown.treeprocessors import InlineProcessor
 
-from ipo_sitegen.markup import LinkIndex, Renderer
+from ipo_sitegen.markup import EXTENSION_CONFIGS, EXTENSIONS, LinkIndex, Renderer, _LinkExtension
 
 INDEX = LinkIndex(frozenset({"a.md", "guide/b.md", "_index.md"}), frozenset({"guide/pic.png"}))
 
@@ -32,11 +34,16 @@ SNIPPETS = [
     "!!! note \"A *title*\"\n    Body with **strong** and `code`.",
     "Term\n:   Definition with _em_ and <i>html</i>.",
     '<div markdown="1">\n*em in html block* and [link](a.md)\n</div>',
+    "```python\ndef f(x: int) -> str:\n    return f'{x!r}'  # comment\n```\n\n```bash\nssh-keygen -t ed25519 -f ~/.ssh/key\n```",
+    "```yaml\naudience: restricted\nlabels: [a, b]\n```\n\n```\nno language <b>\n```\n\n    indented code *x*",
 ]
 
 
 def _renderers() -> tuple[Renderer, Renderer]:
+    """Ours, and one with Python-Markdown's own inline stage and Pygments' own formatter."""
     quick, stock = Renderer(INDEX), Renderer(INDEX)
+    configs = {name: {k: v for k, v in config.items() if k != "pygments_formatter"} for name, config in EXTENSION_CONFIGS.items()}
+    stock.md = markdown.Markdown(extensions=[*EXTENSIONS, _LinkExtension(stock.state)], extension_configs=configs, output_format="html")
     stock.md.treeprocessors.register(InlineProcessor(stock.md), "inline", 20)
     return quick, stock
 
@@ -46,10 +53,11 @@ def _same(quick: Renderer, stock: Renderer, text: str) -> None:
     assert (a.html, a.toc, a.pages, a.files, a.problems) == (b.html, b.toc, b.pages, b.files, b.problems), text
 
 
-def test_the_quick_inline_stage_is_in_use():
+def test_the_quick_stages_are_in_use():
     quick, stock = _renderers()
     assert type(quick.md.treeprocessors["inline"]) is not InlineProcessor
     assert type(stock.md.treeprocessors["inline"]) is InlineProcessor
+    assert '<span class="k">def</span>' in quick.render("", SNIPPETS[-2]).html  # highlighted, with classes
 
 
 @pytest.mark.parametrize("text", SNIPPETS)
