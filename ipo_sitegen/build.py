@@ -247,14 +247,10 @@ class BundleOutput:
         self.theme = ThemeRenderer(make_environment(config), config, bundle, Navigation(self.pages), asset_files(config))
         self.resolve = _resolver(result, bundle)
         self.views = ChangeViews(config, bundle, result.history.changes_for(bundle) if result.history else {})
-        self._bodies: dict[str, str] = {}
 
     def body(self, page: Page) -> str:
         """The page's body as this bundle shows it (links finalised): for the page and for search."""
-        if page.source not in self._bodies:
-            rendered = self.result.rendered[(page.source, self.bundle.name)]
-            self._bodies[page.source] = links.finalize(rendered.html, page.url, self.resolve)
-        return self._bodies[page.source]
+        return links.finalize(self.result.rendered[(page.source, self.bundle.name)].html, page.url, self.resolve)
 
     def page(self, page: Page) -> None:
         views, config = self.views, self.config
@@ -314,7 +310,9 @@ class BundleOutput:
 
     def search(self) -> None:
         dates = {s: items[-1].commit.time for s, items in self.views.changes.items() if items}
-        write_search(self.writer, self.theme, self.pages, {p.source: self.body(p) for p in self.pages}, dates)
+        # Each body is made when the index reads it and then dropped: a large bundle's bodies at once
+        # would be a hundred megabytes or more.
+        write_search(self.writer, self.theme, self.pages, {p.source: partial(self.body, p) for p in self.pages}, dates)
 
     def lists(self) -> None:
         self.writer.write("sitemap.xml", self.theme.sitemap(self.pages))

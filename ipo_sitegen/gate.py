@@ -71,8 +71,8 @@ def parse_blocks(page: Page, tiers: tuple[str, ...], problems: Problems, path: s
     Any other line starting with ':::' (indented or not) is an error rather than text: a marker the
     gate does not understand must never let its block through as ordinary prose.
     """
-    if ":::" not in page.body:  # most pages: one segment everyone may see
-        return [Segment(page.body + "\n", 0, page.body_line)]
+    if ":::" not in page.body:  # most pages: one segment everyone may see, the body itself (not a copy)
+        return [Segment(page.body if page.body.endswith("\n") else page.body + "\n", 0, page.body_line)]
     segments: list[Segment] = []
     stack: list[tuple[int, int]] = []  # (rank, opening line)
     buffer: list[str] = []

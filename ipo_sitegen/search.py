@@ -33,6 +33,7 @@ one loop over its (page, term) pairs (see postings()).
 from __future__ import annotations
 
 import gc
+from array import array
 import hashlib
 import json
 import posixpath
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field
 from html import unescape
 from itertools import chain, compress, count
 from operator import ne, sub
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from .render import label_url, theme_static_dir
 
@@ -182,7 +183,7 @@ class Entry:
     source: str
     url: str
     title: str
-    html: str  # the body as the bundle renders it (gated, links finalised)
+    html: str | Callable[[], str]  # the body as the bundle renders it (gated, links finalised), or what makes it
     summary: str = ""
     labels: tuple[str, ...] = ()
     tier: int = 0
@@ -339,10 +340,12 @@ _NUMBERS: defaultdict[str, int] = defaultdict(count().__next__)
 
 
 class PageTerms(NamedTuple):
-    """Every term of one page text, by number, with its header flags and tail, in no particular order."""
+    """Every term of one page text, by number, with its header flags and tail, in no particular order.
+    Numbers and flags are packed (4 bytes and 1 byte a term, not 16): every page text of the site is
+    remembered, hundreds of terms each."""
 
-    numbers: tuple[int, ...]
-    flags: tuple[int, ...]
+    numbers: array
+    flags: bytes
     tails: tuple[str, ...]
 
 
@@ -381,7 +384,7 @@ def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
         also_body = BODY if len(positions) > count_outside[word] else 0
         flags[word], tails[word] = _occurrences(mask | also_body, positions, codes)
     number = _NUMBERS.__getitem__
-    return PageTerms((*map(number, first), *map(number, tails)), (0,) * len(first) + tuple(flags.values()),
+    return PageTerms(array("I", (*map(number, first), *map(number, tails))), bytes(len(first)) + bytes(flags.values()),
                      (*map(codes.__getitem__, first.values()), *tails.values()))
 
 
@@ -482,17 +485,18 @@ def _text_digest(blocks: Sequence[Block]) -> bytes:
 
 def analyse(entry: Entry, snippet_chars: int) -> tuple[PageTerms, str]:
     """A page's terms (with the bundle-independent part of their postings) and its snippet text."""
-    digest = hashlib.sha1(entry.html.encode()).digest()
+    html = entry.html if isinstance(entry.html, str) else entry.html()  # made now, dropped after
+    digest = hashlib.sha1(html.encode()).digest()
     blocks: tuple[Block, ...] | None = None
     text = _BODIES.get(digest)
     if text is None:
-        blocks = tuple(body_blocks(entry.html))
+        blocks = tuple(body_blocks(html))
         text = _BODIES[digest] = _text_digest(blocks)
     key = (entry.title, entry.summary, entry.labels, text, snippet_chars)
     found = _PAGES.get(key)
     if found is None:
         if blocks is None:
-            blocks = tuple(body_blocks(entry.html))
+            blocks = tuple(body_blocks(html))
         found = _PAGES[key] = page_terms(fields(entry, blocks)), excerpt(blocks, snippet_chars)
     return found
 
@@ -553,8 +557,9 @@ def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: in
 
 
 # ---- Writing it into a bundle --------------------------------------------------------------------
-def entries_for(pages, bodies: Mapping[str, str], dates: Mapping[str, int] | None = None) -> list[Entry]:
-    """Index entries for the pages of one bundle; `bodies` are their finalised HTML bodies by source."""
+def entries_for(pages, bodies: Mapping[str, str | Callable[[], str]], dates: Mapping[str, int] | None = None) -> list[Entry]:
+    """Index entries for the pages of one bundle; `bodies` are their finalised HTML bodies by source
+    (or what makes them: a large bundle's bodies need not be in memory all at once)."""
     in_bundle = {p.source for p in pages}
     out = []
     for page in pages:
@@ -568,7 +573,7 @@ def entries_for(pages, bodies: Mapping[str, str], dates: Mapping[str, int] | Non
     return out
 
 
-def write_search(writer, theme, pages, bodies: Mapping[str, str], dates: Mapping[str, int] | None = None) -> SearchIndex:
+def write_search(writer, theme, pages, bodies: Mapping[str, str | Callable[[], str]], dates: Mapping[str, int] | None = None) -> SearchIndex:
     """Write search/ (page, docs.js, shards) and the search script into one bundle.
 
     `theme` is the bundle's ThemeRenderer; `dates` maps a page source to the time of its last change
