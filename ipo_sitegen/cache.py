@@ -16,12 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 
 import markdown
+import pygments
 
 from . import __version__
 from .markup import EXTENSION_CONFIGS, EXTENSIONS, LinkIndex, Rendered, resolve_target
 
 CACHE_DIR = ".sitegen-cache"
-_SALT = repr((__version__, markdown.__version__, EXTENSIONS, sorted(EXTENSION_CONFIGS.items(), key=str))).encode()
+_FORMAT = 2  # of the stored entries (2: Rendered keeps its HTML compressed)
+_SALT = repr((_FORMAT, __version__, markdown.__version__, pygments.__version__, EXTENSIONS,
+              sorted(EXTENSION_CONFIGS.items(), key=str))).encode()
 
 
 @lru_cache(maxsize=1 << 16)  # `serve` plans again after each save: most texts are the same strings again

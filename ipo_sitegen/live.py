@@ -33,7 +33,7 @@ def facts_of(result: Plan) -> dict[str, PageFacts]:
         bodies = [(b.name, result.rendered.get((source, b.name))) for b in result.bundles]
         targets = sorted({t for _, r in bodies if r is not None for t in (*r.pages, *r.files)})
         facts[source] = PageFacts(page.title, page.url, page.rank, page.published, page.labels, page.weight, page.summary,
-                                  tuple(r.html for _, r in bodies if r is not None), tuple(targets))
+                                  tuple(r.packed for _, r in bodies if r is not None), tuple(targets))
     return facts
 
 

@@ -26,7 +26,7 @@ class PageFacts:
     labels: tuple[str, ...]
     weight: int | None
     summary: str
-    body: tuple[str, ...]  # render keys, one per bundle that holds the page
+    body: tuple[bytes, ...]  # the rendered bodies (compressed), one per bundle that holds the page
     targets: tuple[str, ...]  # pages and attachments its body links to
 
     def shown(self) -> tuple:
