@@ -39,6 +39,7 @@ from .errors import Problem
 from .gate import Gate
 from .history import History, read_git
 from .markup import LinkIndex, resolve_target
+from .workers import give_back_memory
 
 SHINGLE = 6  # words in a body shingle: long enough to be distinctive, short enough to catch a sentence
 MIN_SINGLE = 5  # a one-word title or label is a fingerprint only if at least this long
@@ -415,11 +416,20 @@ class Secrets:
         for n in range(1, SHINGLE):
             chosen = np.flatnonzero(short_of == n)
             hashes.append(_ngrams(keys, n)[starts[chosen]])
-            owners.append(chosen)
+            owners.append(chosen.astype(np.int32))
             sizes.append(np.full(len(chosen), n, np.uint8))
-        hash_of, item_of, size_of = np.concatenate(hashes), np.concatenate(owners), np.concatenate(sizes)
+        del keys, word_lengths
+        # One array at a time, each freed before the next is made: a large site has tens of millions
+        # of words, and every copy alive at once adds hundreds of megabytes to the peak.
+        hash_of = np.concatenate(hashes)
+        del hashes
+        item_of = np.concatenate(owners)
+        del owners
         order = np.lexsort((item_of, -rank_of[item_of], hash_of))  # by hash, most restricted first, then first seen
-        hash_of, item_of, size_of = hash_of[order], item_of[order], size_of[order]
+        hash_of = hash_of[order]
+        item_of = item_of[order]
+        size_of = np.concatenate(sizes)[order]
+        del order, sizes
         first = np.ones(len(hash_of), bool)
         first[1:] = hash_of[1:] != hash_of[:-1]
         return Phrases(hash_of[first], size_of[first], origin_of[item_of[first]], rank_of[item_of[first]])
@@ -508,6 +518,7 @@ class Secrets:
         if bounds[-1] < len(shows):
             bounds.append(len(shows))
         _showing = (self, ranks, shows)
+        give_back_memory()
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 parts = pool.map(_seen_share, list(zip(bounds, bounds[1:])), chunksize=1)
@@ -868,6 +879,7 @@ def _scan(jobs: list[ScanJob], workers: int) -> tuple[list[Leak], list[str]]:
         if shares == 1:
             parts = [_scan_share((0, 1))]
         else:
+            give_back_memory()
             with multiprocessing.get_context("fork").Pool(shares) as pool:
                 parts = pool.map(_scan_share, [(n, shares) for n in range(shares)])
     finally:

@@ -34,11 +34,12 @@ from .discover import RESERVED_ROOT, discover
 from .errors import BuildError, Problem, Problems, UsageError
 from .gate import Gate
 from .history import GitLog, History, history_problems, read_git
-from .markup import LinkIndex, Rendered, default_workers, pygments_css, render_all
+from .markup import LinkIndex, Rendered, pygments_css, render_all
 from .nav import Navigation
 from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
 from .report import Reporter
 from .search import write_search
+from .workers import default_workers, give_back_memory
 from .write import BundleWriter, clean_stale_staging, discard, staging_folder, swap_in
 
 
@@ -405,6 +406,7 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     tasks: list[tuple[str | None, int, int]] = [(None, 0, 0)]  # the longest part first
     tasks += [(b.name, n, shares) for b in result.bundles for n in range(shares)]
     _writing = (result, staging, out)
+    give_back_memory()
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             pending = pool.map_async(_write_part, tasks, chunksize=1)

@@ -149,7 +149,7 @@ def audit(folders, root) -> None:
     the bundle may not show. Exit 1 on any leak. `sitegen build` runs this automatically.
     """
     from .audit import audit_folders
-    from .markup import default_workers
+    from .workers import default_workers
 
     site_root = _site_root(root)
     paths = [Path(f) for f in folders] or sorted(p.parent for p in (site_root / "build").glob("*/manifest.json"))

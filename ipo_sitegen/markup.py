@@ -9,7 +9,6 @@ locked links per bundle, asking the gate.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 import signal
@@ -247,7 +246,3 @@ def render_all(jobs: list[tuple[str, str, str]], index: LinkIndex, workers: int)
         for chunk in pool.map(_render_chunk, chunks):
             results.update(chunk)
     return results
-
-
-def default_workers() -> int:
-    return os.cpu_count() or 1
