@@ -309,7 +309,7 @@ def _theme_text() -> str:
 
 
 _CHUNK = 1 << 20  # words of shown text hashed at a time (a window per word and phrase length)
-_BATCH = 1 << 22  # characters of text split into words at a time
+_BATCH = 1 << 20  # characters of text split into words at a time (word_keys holds ~30 bytes a character)
 
 
 def _text_keys(texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -357,7 +357,7 @@ class Secrets:
         self._targets: dict[str, tuple[str, ...]] = {}
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
         lowest = min((b.rank for b in config.bundles), default=0)  # what the least restricted bundle sees is no secret
-        self.phrases = self._phrases([item for item in self._items() if item[0] > lowest])
+        self.phrases = self._phrases(item for item in self._items() if item[0] > lowest)
 
     def _items(self) -> Iterator[tuple[int, str, str, str, bool]]:
         """(rank that may see it, text, origin, kind, whole phrase?) of everything secret somewhere."""
@@ -389,16 +389,27 @@ class Secrets:
             for (sha, subject), rank in sorted(ranks.items()):
                 yield rank, subject, f"commit {sha}", "commit message", True
 
-    def _phrases(self, items: list[tuple[int, str, str, str, bool]]) -> Phrases:
+    def _phrases(self, items: Iterable[tuple[int, str, str, str, bool]]) -> Phrases:
         """Hash every secret text at once: the SHINGLE-word shingles inside each text, and whole
         phrases (titles, headings…) shorter than that. A phrase found in several places keeps the
-        most restricted one (it is secret wherever that one is), the first of them as its origin."""
+        most restricted one (it is secret wherever that one is), the first of them as its origin.
+        The texts are hashed as they come and not kept: the secret text of a large site is a
+        hundred megabytes."""
         numbers: dict[tuple[str, str], int] = {}
-        origin_of = np.array([numbers.setdefault((origin, kind), len(numbers)) for _, _, origin, kind, _ in items], np.int32)
+        origins: list[int] = []
+        ranks: list[int] = []
+        wholes: list[bool] = []
+
+        def texts() -> Iterator[str]:
+            for rank, text, origin, kind, whole in items:
+                origins.append(numbers.setdefault((origin, kind), len(numbers)))
+                ranks.append(rank)
+                wholes.append(whole)
+                yield text
+
+        keys, word_lengths = _text_keys(texts())
         self.origins = list(numbers)
-        rank_of = np.array([item[0] for item in items], np.int32)
-        whole = np.array([item[4] for item in items], bool)
-        keys, word_lengths = _text_keys(item[1] for item in items)
+        origin_of, rank_of, whole = np.array(origins, np.int32), np.array(ranks, np.int32), np.array(wholes, bool)
         if not len(keys):
             return Phrases.none()
         marks = np.flatnonzero(keys == _NO_WORD)  # one after each item's words
@@ -408,10 +419,11 @@ class Secrets:
         short_of = np.where(whole & (lengths < SHINGLE) & ~single, lengths, 0)
         shingles = _ngrams(keys, SHINGLE)
         gaps = np.concatenate(([0], np.cumsum(keys == _NO_WORD, dtype=np.int32)))  # separators before each position
-        inside = np.flatnonzero(gaps[SHINGLE : SHINGLE + len(shingles)] == gaps[: len(shingles)])
+        inside = gaps[SHINGLE : SHINGLE + len(shingles)] == gaps[: len(shingles)]  # (a mask: an index is 8 bytes a word)
         del gaps
-        owner = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths + 1)
-        hashes, owners, sizes = [shingles[inside]], [owner[inside]], [np.full(len(inside), SHINGLE, np.uint8)]
+        owner = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths + 1)[: len(shingles)]
+        hashes, owners = [shingles[inside]], [owner[inside]]
+        sizes = [np.full(len(hashes[0]), SHINGLE, np.uint8)]
         del shingles, owner, inside
         for n in range(1, SHINGLE):
             chosen = np.flatnonzero(short_of == n)
@@ -538,8 +550,9 @@ class Secrets:
         for text, bits in shows:
             groups.setdefault(min(rank for bit, rank in enumerate(ranks) if bits >> bit & 1), []).append((text, bits))
         for lowest, group in sorted(groups.items()):
-            among = np.flatnonzero(table.ranks > lowest)
-            phrases = table if len(among) == len(table.hashes) else table.select(among)
+            outside = table.ranks > lowest
+            among = None if outside.all() else np.flatnonzero(outside)  # (the whole table: no index of 8 bytes a phrase)
+            phrases = table if among is None else table.select(among)
             forms: list[str] = []
             marks: list[int] = []  # the bundles of each form
             size = 0
@@ -555,8 +568,8 @@ class Secrets:
         return seen
 
 
-def _mark_seen(seen: np.ndarray, phrases: Phrases, among: np.ndarray, forms: list[str], marks: list[int]) -> None:
-    """Mark in `seen` (by index `among`) the bundles (`marks`) of each form that holds a phrase of `phrases`."""
+def _mark_seen(seen: np.ndarray, phrases: Phrases, among: np.ndarray | None, forms: list[str], marks: list[int]) -> None:
+    """Mark in `seen` (by index `among`, or the same index) the bundles (`marks`) of each form that holds a phrase of `phrases`."""
     keys = _text_keys(forms)[0]
     ends = np.flatnonzero(keys == _NO_WORD)  # the mark after each form
     bits_of = np.array(marks, seen.dtype)
@@ -566,7 +579,7 @@ def _mark_seen(seen: np.ndarray, phrases: Phrases, among: np.ndarray, forms: lis
         if len(at):
             firsts = np.array([offset for offset, _ in offsets])
             words = at - firsts[np.searchsorted(firsts, at, side="right") - 1]  # the window's first word
-            np.bitwise_or.at(seen, among[where], bits_of[np.searchsorted(ends, start + words)])
+            np.bitwise_or.at(seen, where if among is None else among[where], bits_of[np.searchsorted(ends, start + words)])
 
 
 PARALLEL_TEXT = 1 << 24  # characters of shown text below which one process does the lookups

@@ -340,13 +340,15 @@ _NUMBERS: defaultdict[str, int] = defaultdict(count().__next__)
 
 
 class PageTerms(NamedTuple):
-    """Every term of one page text, by number, with its header flags and tail, in no particular order.
-    Numbers and flags are packed (4 bytes and 1 byte a term, not 16): every page text of the site is
-    remembered, hundreds of terms each."""
+    """Every term of one page text, by number, in no particular order: first the terms that are in the
+    body once only (most of them) with that position, then the others with their header flags and tail.
+    Numbers, positions and flags are packed (4, 4 and 1 bytes a term rather than 8 each and a string):
+    every page text of the site is remembered, hundreds of terms each."""
 
-    numbers: array
-    flags: bytes
-    tails: tuple[str, ...]
+    numbers: array  # of every term
+    once: array  # the position of each of the first len(once) terms (their tail is its code)
+    flags: bytes  # of each of the other terms
+    tails: tuple[str, ...]  # of each of the other terms
 
 
 def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
@@ -384,19 +386,25 @@ def page_terms(texts: list[tuple[int, str]]) -> PageTerms:
         also_body = BODY if len(positions) > count_outside[word] else 0
         flags[word], tails[word] = _occurrences(mask | also_body, positions, codes)
     number = _NUMBERS.__getitem__
-    return PageTerms(array("I", (*map(number, first), *map(number, tails))), bytes(len(first)) + bytes(flags.values()),
-                     (*map(codes.__getitem__, first.values()), *tails.values()))
+    return PageTerms(array("I", (*map(number, first), *map(number, tails))), array("I", first.values()),
+                     bytes(flags.values()), tuple(tails.values()))
 
 
 def postings(pages: list[PageTerms]) -> dict[str, str]:
     """The encoded postings of every term of `pages`, page number = index in the list.
 
     This is the one loop over every (page, term) pair of a bundle: keep it to a few steps."""
-    codes = _codes(4 * len(pages) + 4)
+    codes = _codes(4 * len(pages) + 4)  # (and page_terms() made it hold every position)
     last = [0] * len(_NUMBERS)  # term number -> 4 × the last page that has the term
     entries: list[list[str]] = [[] for _ in last]  # term number -> header, tail, header, tail…
     for page4, page in zip(count(0, 4), pages):
-        for number, flags, tail in zip(page.numbers, page.flags, page.tails):
+        numbers = iter(page.numbers)
+        for position, number in zip(page.once, numbers):  # (`once` first: zip stops before taking a number)
+            entry = entries[number]
+            entry.append(codes[page4 - last[number]])
+            entry.append(codes[position])
+            last[number] = page4
+        for number, flags, tail in zip(numbers, page.flags, page.tails):
             entry = entries[number]
             entry.append(codes[page4 + flags - last[number]])
             entry.append(tail)
