@@ -63,7 +63,12 @@ def split_front_matter(text: str, path: Path, problems: Problems) -> tuple[str, 
         return None
     for number, line in enumerate(lines[1:], start=2):
         if line.rstrip() in ("---", "..."):
-            return "\n".join(lines[1 : number - 1]), "\n".join(lines[number:]), number + 1
+            # The body starts at its first non-blank line: blank lines there mean nothing in Markdown,
+            # and a body that starts with text is its own normalised form (history keeps no copy).
+            start = number
+            while start < len(lines) - 1 and not lines[start].strip():
+                start += 1
+            return "\n".join(lines[1 : number - 1]), "\n".join(lines[start:]), start + 1
     problems.error(path, 1, "front matter is not closed", "add a line with '---' after the front-matter keys")
     return None
 

@@ -284,7 +284,7 @@ def _split_front_matter(text: str, path: Path, problems: Problems) -> tuple[str,
     revisions; but the lines up to the closing '---' alone decide its answer, and the body is the rest."""
     cut = text.find("\n", _FRONT_MATTER_SPAN) + 1  # a line boundary past the usual front matter
     head = split_front_matter(text[:cut], path, Problems()) if cut else None
-    if head is None:
+    if head is None or not head[1]:  # (no body before the cut: where it starts is past it)
         return split_front_matter(text, path, problems)
     yaml_text, body, body_line = head
     return yaml_text, text[cut - len(body) :], body_line
