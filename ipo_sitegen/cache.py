@@ -22,7 +22,7 @@ from . import __version__
 from .markup import EXTENSION_CONFIGS, EXTENSIONS, LinkIndex, Rendered, resolve_target
 
 CACHE_DIR = ".sitegen-cache"
-_FORMAT = 2  # of the stored entries (2: Rendered keeps its HTML compressed)
+_FORMAT = 3  # of the stored entries (2: Rendered keeps its HTML compressed; 3: and its headings pickled)
 _SALT = repr((_FORMAT, __version__, markdown.__version__, pygments.__version__, EXTENSIONS,
               sorted(EXTENSION_CONFIGS.items(), key=str))).encode()
 

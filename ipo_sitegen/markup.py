@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import pickle
 import signal
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -75,7 +76,7 @@ class Rendered:
     a body costs less than a tenth of rendering it; equal bodies have equal `packed` bytes."""
 
     packed: bytes  # the HTML, zlib-compressed
-    toc: list[dict]
+    packed_toc: bytes  # the headings (Python-Markdown's toc_tokens), pickled: dozens of small objects otherwise
     pages: list[str] = field(default_factory=list)  # page sources it links to
     files: list[str] = field(default_factory=list)  # attachment sources it references
     problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # (severity, href, message, hint)
@@ -83,6 +84,10 @@ class Rendered:
     @property
     def html(self) -> str:
         return zlib.decompress(self.packed).decode()
+
+    @property
+    def toc(self) -> list[dict]:
+        return pickle.loads(self.packed_toc)
 
 
 def resolve_target(folder: str, href: str, index: LinkIndex) -> tuple[str, str] | tuple[None, str]:
@@ -134,7 +139,7 @@ class _LinkRewriter(Treeprocessor):
 class _State:
     folder = ""
     index = LinkIndex(frozenset(), frozenset())
-    rendered = Rendered(b"", [])
+    rendered = Rendered(b"", b"")
 
 
 # What each of Python-Markdown's own inline patterns needs in the text it searches, at or after
@@ -203,10 +208,10 @@ class Renderer:
 
     def render(self, folder: str, text: str) -> Rendered:
         self.state.folder = folder
-        self.state.rendered = rendered = Rendered(b"", [])
+        self.state.rendered = rendered = Rendered(b"", b"")
         self.md.reset()
         rendered.packed = zlib.compress(self.md.convert(text).encode(), 1)
-        rendered.toc = getattr(self.md, "toc_tokens", [])
+        rendered.packed_toc = pickle.dumps(getattr(self.md, "toc_tokens", []), protocol=pickle.HIGHEST_PROTOCOL)
         rendered.pages = sorted(set(rendered.pages))
         rendered.files = sorted(set(rendered.files))
         return rendered
