@@ -230,19 +230,18 @@ class Handler(BaseHTTPRequestHandler):
         if any(p in ("..", ".") or "\\" in p for p in parts):
             return self._send(HTTPStatus.BAD_REQUEST, b"bad path", "text/plain")
         bundle, rest = parts[0], "/".join(parts[1:])
-        folder = self.state.out / bundle
-        target = folder / rest
-        if target.is_dir():
-            if not path.endswith("/"):
-                return self._redirect(path + "/")
-            target = target / "index.html"
-        status = HTTPStatus.OK
-        if not target.is_file():
-            status, target = HTTPStatus.NOT_FOUND, folder / "404.html"
-            if not target.is_file():  # nothing built yet: a page that shows the problems and reloads
-                page = f"<!DOCTYPE html><html><head><title>Not built yet</title></head><body><p>The site is not built yet.</p>{bar_html(self.state, bundle, '')}</body></html>"
-                return self._send(status, page.encode(), "text/html; charset=utf-8")
-        data = target.read_bytes()
+        for attempt in range(3):
+            try:
+                found = self._find(bundle, rest, path)
+                if found is None:
+                    return
+                status, target = found
+                data = target.read_bytes()
+                break
+            except OSError:  # the bundle was swapped for a new build between finding the file and reading it
+                time.sleep(0.05)
+        else:
+            return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"rebuilding: reload in a moment", "text/plain")
         if status == HTTPStatus.NOT_FOUND:  # served at any depth: its relative links start at the bundle
             data = data.replace(b"<head>", f'<head><base href="/{bundle}/">'.encode(), 1)
         kind = _MIME.get(target.suffix.lower(), "application/octet-stream")
@@ -250,6 +249,24 @@ class Handler(BaseHTTPRequestHandler):
             bar = bar_html(self.state, bundle, rest.rstrip("/") + "/" if rest and target.name == "index.html" else rest).encode()
             data = data.replace(b"</body>", bar + b"</body>", 1) if b"</body>" in data else data + bar
         self._send(status, data, kind)
+
+    def _find(self, bundle: str, rest: str, path: str) -> tuple[HTTPStatus, Path] | None:
+        """The file to answer with and its status; None when an answer was sent already."""
+        folder = self.state.out / bundle
+        target = folder / rest
+        if target.is_dir():
+            if not path.endswith("/"):
+                self._redirect(path + "/")
+                return None
+            target = target / "index.html"
+        if target.is_file():
+            return HTTPStatus.OK, target
+        if (folder / "404.html").is_file():
+            return HTTPStatus.NOT_FOUND, folder / "404.html"
+        # nothing built yet: a page that shows the problems and reloads
+        page = f"<!DOCTYPE html><html><head><title>Not built yet</title></head><body><p>The site is not built yet.</p>{bar_html(self.state, bundle, '')}</body></html>"
+        self._send(HTTPStatus.NOT_FOUND, page.encode(), "text/html; charset=utf-8")
+        return None
 
     def _live(self, name: str) -> None:
         if name == "live.js":

@@ -910,3 +910,34 @@ def test_sigterm_also_removes_the_temporary_folder(serve, tmp_path):
     code, seconds = server.interrupt(signal.SIGTERM)
     assert seconds < 5
     assert server.temp_folders() == [], f"SIGTERM (exit {code}) left {server.temp_folders()}"
+
+
+def test_requests_during_full_rebuilds_are_always_answered(serve, tmp_path):
+    """A full rebuild swaps each bundle folder for a new one; a request in flight at that moment gets
+    an answer (the file, 404, or 503 "rebuilding"), never a dropped connection."""
+    site = small_site(tmp_path, {"static/note.txt": "v0\n"})
+    server = serve(site)
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            for path in ("/public/", "/public/note.txt", "/public/no-such-page/"):
+                try:
+                    status = server.get(path).status
+                except OSError as exc:  # (http.client's RemoteDisconnected is one)
+                    failures.append(f"{path}: {exc!r}")
+                    continue
+                if status not in (200, 404, 503):
+                    failures.append(f"{path}: HTTP {status}")
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        for n in range(1, 6):
+            edit(site / "static/note.txt", f"v{n}\n")
+            eventually(lambda: server.get("/public/note.txt").text == f"v{n}\n", 15, message=f"note.txt v{n} not served; server output:\n{server.log}")
+    finally:
+        stop.set()
+        thread.join()
+    assert not failures, failures[:5]
