@@ -18,5 +18,5 @@ def give_back_memory() -> None:
     again. A no-op where the C library has no malloc_trim (macOS, musl)."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # (TypeError: no C library handle, as on Windows)
         pass
