@@ -9,9 +9,9 @@ locked links per bundle, asking the gate.
 
 from __future__ import annotations
 
+import pickle
 import posixpath
 import re
-import pickle
 import signal
 import zlib
 from concurrent.futures import ProcessPoolExecutor

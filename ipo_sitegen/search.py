@@ -33,12 +33,12 @@ one loop over its (page, term) pairs (see postings()).
 from __future__ import annotations
 
 import gc
-from array import array
 import hashlib
 import json
 import posixpath
 import re
 import unicodedata
+from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
 from html import unescape
