@@ -230,7 +230,7 @@ class Handler(BaseHTTPRequestHandler):
         if any(p in ("..", ".") or "\\" in p for p in parts):
             return self._send(HTTPStatus.BAD_REQUEST, b"bad path", "text/plain")
         bundle, rest = parts[0], "/".join(parts[1:])
-        for attempt in range(3):
+        for _ in range(3):
             try:
                 found = self._find(bundle, rest, path)
                 if found is None:
