@@ -142,8 +142,9 @@ class _State:
     rendered = Rendered(b"", b"")
 
 
-# What each of Python-Markdown's own inline patterns needs in the text it searches, at or after
-# where it starts: without one of these strings the pattern cannot match, so it is not tried.
+# What each of Python-Markdown's own inline patterns needs in a text: without one of these strings
+# anywhere in it the pattern cannot match, so it is not tried. (A name whose pattern differs in some
+# version of Python-Markdown only needs a subset of these: the check is then looser, never wrong.)
 _NEEDS = {
     "backtick": ("`",), "escape": ("\\",),
     "reference": ("[",), "link": ("[",), "short_reference": ("[",), "footnote": ("[^",),
@@ -161,7 +162,9 @@ class _QuickInlineProcessor(InlineProcessor):
     Python calls each): over a third of a page's conversion. A pattern whose needed character is
     absent from the text is skipped, exactly as if it had been tried and had not matched, so the
     output is the same (tested against the stock stage). Patterns it does not know (an extension's
-    own) are always tried.
+    own) are always tried. It replaces the stage's private __handleInline and calls its private
+    __applyPattern (both unchanged since Python-Markdown 3.0); test_markup compares the result with
+    the stock stage on every pattern, random texts and the demo site.
     """
 
     def run(self, tree, ancestors=None):  # type: ignore[no-untyped-def] (Python-Markdown's signature)
