@@ -57,6 +57,8 @@ def test_the_quick_stages_are_in_use():
     quick, stock = _renderers()
     assert type(quick.md.treeprocessors["inline"]) is not InlineProcessor
     assert type(stock.md.treeprocessors["inline"]) is InlineProcessor
+    # the private methods the quick stage overrides and calls: were they renamed, it would be bypassed
+    assert hasattr(InlineProcessor, "_InlineProcessor__handleInline") and hasattr(InlineProcessor, "_InlineProcessor__applyPattern")
     assert '<span class="k">def</span>' in quick.render("", SNIPPETS[-2]).html  # highlighted, with classes
 
 
