@@ -41,7 +41,7 @@ from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
 from .report import Reporter
 from .search import write_search
 from .workers import default_workers, give_back_memory
-from .write import BundleWriter, clean_stale_staging, discard, staging_folder, swap_in
+from .write import BundleWriter, clean_stale_staging, discard, manifest_files, staging_folder, swap_in
 
 
 @dataclass
@@ -542,8 +542,7 @@ def _unchanged_output(root: Path, fingerprint: str, options: Options) -> tuple[P
         out = Path(last["out"])
         workers = options.jobs or default_workers()
         for name in last["pages"]:
-            manifest = json.loads((out / name / "manifest.json").read_text(encoding="utf-8"))
-            if not _intact(out / name, manifest["files"], workers):
+            if not _intact(out / name, manifest_files(out / name), workers):
                 return None
         return out, last["pages"], [Problem(*p) for p in last["warnings"]]
     except (OSError, ValueError, KeyError, TypeError):
