@@ -296,13 +296,13 @@ class BundleOutput:
         if not changes:
             return
         page = changes[-1].page
-        here = history_url(page.url)
-        writer.write(here + "index.html", theme.render(
+        here = "history/"  # the folder of the file, which links are relative to
+        writer.write(history_url(page.url), theme.render(
             "history.html", here, f"History of {page.title}", page_title=page.title,
             page_href=links.relative_url(here, page.url), items=views.page_history(source, here)))
+        here = "changes/"
         for change in changes:
-            here = change_url(change)
-            writer.write(here + "index.html", theme.render(
+            writer.write(change_url(change), theme.render(
                 "change.html", here, f"Change to {page.title}", item=views.item(change, here), rows=views.diff(change),
                 history=links.relative_url(here, history_url(page.url))))
 

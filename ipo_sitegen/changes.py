@@ -32,19 +32,28 @@ def day(timestamp: int) -> str:
     return f"{moment.day} {moment:%B %Y}"
 
 
+def file_name(page_url: str) -> str:
+    """A page's URL as one file name: its segments joined by '+', a character no segment holds
+    (`discover.is_safe_segment`), and '_home' for the home page (no segment starts with '_').
+
+    History and change pages are files, not folders with an index.html: a site has tens of
+    thousands of them, and a folder costs several times what a file does to make and remove."""
+    return page_url.rstrip("/").replace("/", "+") or "_home"
+
+
 def history_url(page_url: str) -> str:
-    return f"history/{page_url}"
+    return f"history/{file_name(page_url)}.html"
 
 
 def change_url(change: Change) -> str:
-    return f"changes/{change.key}"
+    return f"changes/{change.commit.sha[:12]}+{file_name(change.page.url)}.html"
 
 
 def history_files(changes: list[Change]) -> set[str]:
     """The files of a page's history in a bundle: its history page and one page per change."""
     if not changes:
         return set()
-    return {history_url(changes[-1].page.url) + "index.html", *(change_url(c) + "index.html" for c in changes)}
+    return {history_url(changes[-1].page.url), *(change_url(c) for c in changes)}
 
 
 @dataclass(frozen=True)

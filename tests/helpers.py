@@ -188,6 +188,28 @@ def resolve_in_bundle(file_path: str, href: str) -> str | None:
     return joined
 
 
+
+def check_links(bundle_dir: Path) -> int:
+    """Assert that every relative href and src of every HTML file in the bundle points to a file of
+    the bundle (and, with a fragment, to an id in it); return how many links were checked."""
+    files = read_tree(bundle_dir)
+    documents = {path: data.decode("utf-8") for path, data in files.items() if path.endswith(".html")}
+    ids = {path: parse_links(text).ids for path, text in documents.items()}
+    checked = 0
+    for path, text in documents.items():
+        for tag, attribute, value, classes in parse_links(text).links:
+            if "locked" in classes or value.startswith(("http://", "https://", "#", "mailto:")):
+                continue
+            target = resolve_in_bundle(path, value)
+            where = f"{bundle_dir.name}/{path}: {tag} {attribute}={value!r}"
+            assert target is not None, f"{where} climbs out of the bundle"
+            assert target in files, f"{where} -> {target} is not in {bundle_dir.name}"
+            fragment = value.partition("#")[2]
+            if fragment and target.endswith(".html"):
+                assert fragment in ids[target], f"{where}: no id {fragment!r} in {target}"
+            checked += 1
+    return checked
+
 # A medium site shared by the link checker and the reproducibility tests: every tier, nested
 # sections, a slug, labels, cross links with anchors, locked links, images and a PDF.
 PNG_PUBLIC = b"\x89PNG\r\n\x1a\n" + b"public diagram" * 8

@@ -13,6 +13,8 @@ import pytest
 from ipo_sitegen.build import Options, build
 from ipo_sitegen.history import read_git
 
+from helpers import check_links
+
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONFIG = """\
 [site]
@@ -128,7 +130,7 @@ def test_page_shows_last_updated_with_date_and_author(story: Repo) -> None:
     intro = (out / "public/guide/intro/index.html").read_text()
     assert '<time datetime="2026-03-20T10:00:00Z">20 March 2026</time>' in intro
     assert "by Ann Example" in intro
-    history = (out / "public/history/guide/intro/index.html").read_text()
+    history = (out / "public/history/guide+intro.html").read_text()
     assert history.index("20 March 2026") < history.index("2 March 2026") < history.index("1 March 2026")
 
 
@@ -147,25 +149,40 @@ def test_restricted_block_never_reaches_a_public_diff(story: Repo) -> None:
     assert "quorraplinth" in all_text(out / "restricted")
     # The commit that only added the restricted block changed nothing the public can see.
     assert "Add the vault note" not in public
-    assert "2026-03-03" not in re.sub(r"changes/\w+", "", (out / "public/history/guide/intro/index.html").read_text())
+    assert "2026-03-03" not in re.sub(r"changes/\w+", "", (out / "public/history/guide+intro.html").read_text())
 
 
 def test_page_moved_from_restricted_to_public_starts_its_public_history_when_published(story: Repo) -> None:
     out = built(story)
     public = all_text(out / "public")
     assert "gorbleblat" not in public and "Draft the questions" not in public
-    history = (out / "public/history/guide/questions/index.html").read_text()
+    history = (out / "public/history/guide+questions.html").read_text()
     assert "4 March 2026" not in history  # restricted then
     assert "5 March 2026" in history and "6 March 2026" not in history  # the rename changed no text
-    first = next((out / "public/changes").rglob("guide/questions/index.html"))
+    first = next((out / "public/changes").glob("*+guide+questions.html"))
     assert "First published" in first.read_text()
-    restricted = (out / "restricted/history/guide/questions/index.html").read_text()
+    restricted = (out / "restricted/history/guide+questions.html").read_text()
     assert "4 March 2026" in restricted and "5 March 2026" in restricted
 
 
+
+def test_history_and_change_pages_are_files_whose_links_all_resolve(story: Repo) -> None:
+    """History and change pages are single files (history/guide+intro.html, changes/<commit>+guide+intro.html,
+    history/_home.html), so links to and from them, which are relative, must be checked from a file."""
+    out = built(story)
+    for bundle in ("public", "restricted", "internal"):
+        assert check_links(out / bundle) > 50
+        folders = [p for p in (out / bundle / "changes").rglob("*") if p.is_dir()]
+        folders += [p for p in (out / bundle / "history").rglob("*") if p.is_dir()]
+        assert folders == []
+    home = (out / "public/history/_home.html").read_text()
+    assert 'href="../"' in home  # back to the home page
+    change = next((out / "public/changes").glob("*+guide+intro.html")).read_text()
+    assert 'href="../history/guide+intro.html"' in change and 'href="../guide/intro/"' in change
+
 def test_diffs_mark_insertions_and_deletions(story: Repo) -> None:
     out = built(story)
-    diffs = [p.read_text() for p in (out / "public/changes").rglob("guide/intro/index.html")]
+    diffs = [p.read_text() for p in (out / "public/changes").glob("*+guide+intro.html")]
     changed = [d for d in diffs if "<ins>" in d]
     assert any("<del>Hello offices.</del>" in d and "<ins>Hello offices, welcome.</ins>" in d for d in changed)
 
@@ -297,9 +314,9 @@ def test_a_revision_saved_with_a_byte_order_mark_is_in_the_history(tmp_path: Pat
     repo.write("guide.md", page("Guide", "public", "First words.\n\nSaved on Windows with flobberwick.\n\nLast words."))
     repo.commit("Edit again")
     out = built(repo)
-    history = (out / "public/history/guide/index.html").read_text()
+    history = (out / "public/history/guide.html").read_text()
     assert history.count("<time") == 3, history
     assert "Edit in Notepad" in history
-    changes = [p.read_text() for p in (out / "public/changes").rglob("index.html")]
+    changes = [p.read_text() for p in (out / "public/changes").glob("*.html")]
     notepad = [text for text in changes if "Edit in Notepad" in text]
     assert len(notepad) == 1 and "flobberwick" in notepad[0] and "\ufeff" not in notepad[0]
