@@ -68,21 +68,40 @@ def diff_rows(before: str, after: str) -> list[DiffRow]:
     """A line diff with unchanged runs folded to CONTEXT lines around each change."""
     old, new = before.splitlines(), after.splitlines()
     rows: list[DiffRow] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in _opcodes(old, new):
         if tag == "equal":
-            run = [DiffRow("equal", i1 + k + 1, j1 + k + 1, old[i1 + k]) for k in range(i2 - i1)]
-            first, last = i1 == 0, i2 == len(old)
-            keep_head = 0 if first else CONTEXT
-            keep_tail = 0 if last else CONTEXT
-            if len(run) > keep_head + keep_tail + 1:
-                hidden = len(run) - keep_head - keep_tail
-                rows += run[:keep_head] + [DiffRow("fold", None, None, f"{hidden} unchanged lines")] + run[len(run) - keep_tail :]
+            keep_head = 0 if i1 == j1 == 0 else CONTEXT  # (context after lines inserted at the top too)
+            keep_tail = 0 if (i2, j2) == (len(old), len(new)) else CONTEXT
+            hidden = i2 - i1 - keep_head - keep_tail
+            if hidden > 1:  # (folding one line would not save a row)
+                rows += [DiffRow("equal", i1 + k + 1, j1 + k + 1, old[i1 + k]) for k in range(keep_head)]
+                rows.append(DiffRow("fold", None, None, f"{hidden} unchanged lines"))
+                rows += [DiffRow("equal", i1 + k + 1, j1 + k + 1, old[i1 + k]) for k in range(i2 - i1 - keep_tail, i2 - i1)]
             else:
-                rows += run
+                rows += [DiffRow("equal", i1 + k + 1, j1 + k + 1, old[i1 + k]) for k in range(i2 - i1)]
             continue
         rows += [DiffRow("delete", i1 + k + 1, None, old[i1 + k]) for k in range(i2 - i1)]
         rows += [DiffRow("insert", None, j1 + k + 1, new[j1 + k]) for k in range(j2 - j1)]
     return rows
+
+
+def _opcodes(old: list[str], new: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """difflib's opcodes, with the lines both texts start and end with taken off first, as GNU
+    diff does: an edit usually changes a few lines of a long page, and SequenceMatcher's cost
+    grows with all the lines it is given (a site's change pages spent most of their time here)."""
+    most = min(len(old), len(new))
+    head = 0
+    while head < most and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < most - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    codes = [("equal", 0, head, 0, head)] if head else []
+    middle = difflib.SequenceMatcher(None, old[head : len(old) - tail], new[head : len(new) - tail], autojunk=False)
+    codes += [(tag, i1 + head, i2 + head, j1 + head, j2 + head) for tag, i1, i2, j1, j2 in middle.get_opcodes()]
+    if tail:
+        codes.append(("equal", len(old) - tail, len(old), len(new) - tail, len(new)))
+    return codes
 
 
 class ChangeViews:

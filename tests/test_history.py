@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import subprocess
 import xml.etree.ElementTree as ET
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ipo_sitegen.build import Options, build
+from ipo_sitegen.changes import diff_rows
 from ipo_sitegen.history import read_git
 
 from helpers import check_links
@@ -186,6 +188,44 @@ def test_diffs_mark_insertions_and_deletions(story: Repo) -> None:
     changed = [d for d in diffs if "<ins>" in d]
     assert any("<del>Hello offices.</del>" in d and "<ins>Hello offices, welcome.</ins>" in d for d in changed)
 
+
+
+def test_diff_rows_account_for_every_line_of_both_texts_in_order() -> None:
+    """Random edits (the head and tail of each text are taken off before difflib runs): every
+    line of the old text is shown as equal or deleted, or folded, in order, and so is every line of
+    the new one; shown lines hold the right text; a fold hides more than one line."""
+    rng = random.Random(8)
+    for _ in range(400):
+        old = [rng.choice("abcdefgh") for _ in range(rng.randrange(0, 40))]
+        new = list(old)
+        for _ in range(rng.randrange(0, 4)):
+            at = rng.randrange(0, len(new) + 1)
+            if rng.random() < 0.5 and at < len(new):
+                del new[at : at + rng.randrange(1, 4)]
+            else:
+                new[at:at] = [rng.choice("abcdefghxyz") for _ in range(rng.randrange(1, 4))]
+        rows = diff_rows("\n".join(old), "\n".join(new))
+        seen_old: list[int] = []
+        seen_new: list[int] = []
+        for number, row in enumerate(rows):
+            if row.kind == "fold":
+                hidden = int(row.text.split()[0])
+                assert hidden > 1
+                assert number == 0 or rows[number - 1].kind == "equal"  # context, unless at the top
+                assert number + 1 == len(rows) or rows[number + 1].kind == "equal"  # and unless at the end
+                start_old, start_new = (seen_old or [0])[-1], (seen_new or [0])[-1]
+                seen_old += range(start_old + 1, start_old + hidden + 1)
+                seen_new += range(start_new + 1, start_new + hidden + 1)
+                continue
+            if row.old is not None:
+                assert old[row.old - 1] == row.text
+                seen_old.append(row.old)
+            if row.new is not None:
+                assert new[row.new - 1] == row.text
+                seen_new.append(row.new)
+            assert (row.kind == "equal") == (row.old is not None and row.new is not None)
+        assert seen_old == list(range(1, len(old) + 1)), (old, new, rows)
+        assert seen_new == list(range(1, len(new) + 1)), (old, new, rows)
 
 def test_feed_is_valid_atom_and_safe(story: Repo) -> None:
     out = built(story)
