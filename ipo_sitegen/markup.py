@@ -21,7 +21,10 @@ from xml.etree.ElementTree import Element
 
 import markdown
 from markdown import util as markdown_util
+from markdown.blockprocessors import BlockProcessor, BlockQuoteProcessor, HashHeaderProcessor, HRProcessor, ReferenceProcessor
 from markdown.extensions import Extension
+from markdown.extensions.def_list import DefListProcessor
+from markdown.extensions.footnotes import FootnoteBlockProcessor
 from markdown.treeprocessors import InlineProcessor, Treeprocessor
 from pygments.formatters import HtmlFormatter
 
@@ -190,6 +193,41 @@ class _QuickInlineProcessor(InlineProcessor):
         return data
 
 
+
+# Block processors that search a whole block with a regular expression (in `test`, or in `run` when
+# `test` is always true) that cannot match without one of these strings. Most of these patterns
+# start with `(^|\n)`, which the regex engine tries at every character of every block.
+_BLOCK_NEEDS: dict[type[BlockProcessor], tuple[str, tuple[str, ...]]] = {
+    BlockQuoteProcessor: ("test", (">",)),
+    HashHeaderProcessor: ("test", ("#",)),
+    HRProcessor: ("test", ("-", "_", "*")),
+    DefListProcessor: ("test", (":",)),
+    ReferenceProcessor: ("run", ("]:",)),
+    FootnoteBlockProcessor: ("run", ("[^",)),
+}
+
+
+def _skip_hopeless_blocks(md: markdown.Markdown) -> None:
+    """Give the block processors of _BLOCK_NEEDS a quick test of the needed strings first.
+
+    Without them the processor's own test answers False, and its run (for those that search in
+    run) puts the block back and answers False, with nothing else done; so answering False at once
+    gives the same result. Only processors of exactly these classes are changed (a subclass may
+    search for something else). test_markup compares the result with stock Python-Markdown."""
+
+    def quick_test(test, needs):  # type: ignore[no-untyped-def]
+        return lambda parent, block: any(need in block for need in needs) and test(parent, block)
+
+    def quick_run(run, needs):  # type: ignore[no-untyped-def]
+        return lambda parent, blocks: any(need in blocks[0] for need in needs) and run(parent, blocks)
+
+    for processor in md.parser.blockprocessors:
+        method, needs = _BLOCK_NEEDS.get(type(processor), ("", ()))
+        if method == "test":
+            processor.test = quick_test(processor.test, needs)  # type: ignore[method-assign]
+        elif method == "run":
+            processor.run = quick_run(processor.run, needs)  # type: ignore[method-assign]
+
 class _LinkExtension(Extension):
     def __init__(self, state: _State) -> None:
         super().__init__()
@@ -208,6 +246,7 @@ class Renderer:
         self.state = _State()
         self.state.index = index
         self.md = markdown.Markdown(extensions=[*EXTENSIONS, _LinkExtension(self.state)], extension_configs=EXTENSION_CONFIGS, output_format="html")
+        _skip_hopeless_blocks(self.md)
 
     def render(self, folder: str, text: str) -> Rendered:
         self.state.folder = folder

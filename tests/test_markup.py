@@ -36,6 +36,13 @@ SNIPPETS = [
     '<div markdown="1">\n*em in html block* and [link](a.md)\n</div>',
     "```python\ndef f(x: int) -> str:\n    return f'{x!r}'  # comment\n```\n\n```bash\nssh-keygen -t ed25519 -f ~/.ssh/key\n```",
     "```yaml\naudience: restricted\nlabels: [a, b]\n```\n\n```\nno language <b>\n```\n\n    indented code *x*",
+    # block processors with a quick test: quotes, hash headings, rules, definitions, references, footnotes
+    "> quoted *em*\n> > nested\n\nnot > a quote\n\n   > indented quote\n\n    > code, not a quote",
+    "# one\n## two ##\ntext # not a heading\n\n####### seven\n\nC# and #hashtag",
+    "---\n\n* * *\n\n___\n\ntext\n- - -\nafter\n\nwell-known co_operation 2*3",
+    "Term\n: one\n:   two\n\nnot: a definition\n\nApple\n:\n\n: orphan",
+    "[ref]: a.md \"T\"\n[other]:\n  guide/b.md\nSee [ref] and [other].\n\n[not]:",
+    "Note[^n] and [^m].\n\n[^n]: first\n[^m]: second\n    continued\n\n[^ x]: odd",
 ]
 
 
@@ -57,9 +64,11 @@ def test_the_quick_stages_are_in_use():
     quick, stock = _renderers()
     assert type(quick.md.treeprocessors["inline"]) is not InlineProcessor
     assert type(stock.md.treeprocessors["inline"]) is InlineProcessor
+    quick_blocks = [p for p in quick.md.parser.blockprocessors if "test" in vars(p) or "run" in vars(p)]
+    assert len(quick_blocks) == 6 and not any("test" in vars(p) or "run" in vars(p) for p in stock.md.parser.blockprocessors)
     # the private methods the quick stage overrides and calls: were they renamed, it would be bypassed
     assert hasattr(InlineProcessor, "_InlineProcessor__handleInline") and hasattr(InlineProcessor, "_InlineProcessor__applyPattern")
-    assert '<span class="k">def</span>' in quick.render("", SNIPPETS[-2]).html  # highlighted, with classes
+    assert '<span class="k">def</span>' in quick.render("", next(s for s in SNIPPETS if s.startswith("```python"))).html  # highlighted, with classes
 
 
 @pytest.mark.parametrize("text", SNIPPETS)
@@ -70,11 +79,12 @@ def test_quick_inline_stage_matches_stock_on_every_pattern(text):
     _same(quick, stock, text)
 
 
-def test_quick_inline_stage_matches_stock_on_random_markdown():
-    """Random texts dense in the characters inline patterns look for, in every order."""
+def test_quick_stages_match_stock_on_random_markdown():
+    """Random texts dense in the characters inline patterns and block processors look for, in every order."""
     pieces = ["*", "**", "_", "__", "`", "``", "\\", "[", "]", "(", ")", "!", "<", ">", "&", ";", "#",
               "^", ":", "@", "  \n", "\n", "\n\n", " ", "word", "a.md", "http://x.org", "amp", "{: .c}",
-              "<b>", "</b>", "<!--", "-->", "[^1]", "[^1]: note\n", "- ", "1. ", "    "]
+              "<b>", "</b>", "<!--", "-->", "[^1]", "[^1]: note\n", "- ", "1. ", "    ",
+              "> ", "\n# ", "## ", "\n---\n", "\n***\n", "\n: ", "[r]: a.md\n", "]:", "- - -", "\n=="]
     rng = random.Random(20261126)
     quick, stock = _renderers()
     for _ in range(1500):
