@@ -23,6 +23,7 @@ import markdown
 from markdown import util as markdown_util
 from markdown.blockprocessors import BlockProcessor, BlockQuoteProcessor, HashHeaderProcessor, HRProcessor, ReferenceProcessor
 from markdown.extensions import Extension
+from markdown.extensions.admonition import AdmonitionProcessor
 from markdown.extensions.def_list import DefListProcessor
 from markdown.extensions.footnotes import FootnoteBlockProcessor
 from markdown.treeprocessors import InlineProcessor, Treeprocessor
@@ -196,7 +197,8 @@ class _QuickInlineProcessor(InlineProcessor):
 
 # Block processors that search a whole block with a regular expression (in `test`, or in `run` when
 # `test` is always true) that cannot match without one of these strings. Most of these patterns
-# start with `(^|\n)`, which the regex engine tries at every character of every block.
+# start with `(^|\n)`, which the regex engine tries at every character of every block. (The
+# admonition processor is changed too, in `_skip_hopeless_blocks`: its test does more than a search.)
 _BLOCK_NEEDS: dict[type[BlockProcessor], tuple[str, tuple[str, ...]]] = {
     BlockQuoteProcessor: ("test", (">",)),
     HashHeaderProcessor: ("test", ("#",)),
@@ -221,12 +223,19 @@ def _skip_hopeless_blocks(md: markdown.Markdown) -> None:
     def quick_run(run, needs):  # type: ignore[no-untyped-def]
         return lambda parent, blocks: any(need in blocks[0] for need in needs) and run(parent, blocks)
 
+    def quick_admonition(processor: AdmonitionProcessor):  # type: ignore[no-untyped-def]
+        # Its test is its search for "!!!", or else whether the block continues an admonition above.
+        test, follows = processor.test, processor.parse_content
+        return lambda parent, block: test(parent, block) if "!!!" in block else follows(parent, block)[0] is not None
+
     for processor in md.parser.blockprocessors:
         method, needs = _BLOCK_NEEDS.get(type(processor), ("", ()))
         if method == "test":
             processor.test = quick_test(processor.test, needs)  # type: ignore[method-assign]
         elif method == "run":
             processor.run = quick_run(processor.run, needs)  # type: ignore[method-assign]
+        elif type(processor) is AdmonitionProcessor:
+            processor.test = quick_admonition(processor)  # type: ignore[method-assign]
 
 class _LinkExtension(Extension):
     def __init__(self, state: _State) -> None:

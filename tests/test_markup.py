@@ -43,6 +43,7 @@ SNIPPETS = [
     "Term\n: one\n:   two\n\nnot: a definition\n\nApple\n:\n\n: orphan",
     "[ref]: a.md \"T\"\n[other]:\n  guide/b.md\nSee [ref] and [other].\n\n[not]:",
     "Note[^n] and [^m].\n\n[^n]: first\n[^m]: second\n    continued\n\n[^ x]: odd",
+    "!!! warning\n    First.\n\n    Second, still inside.\n\n- item\n\n    !!! note \"in a list\"\n        body\n\n        more\n\noutside !!! not one",
 ]
 
 
@@ -65,7 +66,7 @@ def test_the_quick_stages_are_in_use():
     assert type(quick.md.treeprocessors["inline"]) is not InlineProcessor
     assert type(stock.md.treeprocessors["inline"]) is InlineProcessor
     quick_blocks = [p for p in quick.md.parser.blockprocessors if "test" in vars(p) or "run" in vars(p)]
-    assert len(quick_blocks) == 6 and not any("test" in vars(p) or "run" in vars(p) for p in stock.md.parser.blockprocessors)
+    assert len(quick_blocks) == 7 and not any("test" in vars(p) or "run" in vars(p) for p in stock.md.parser.blockprocessors)
     # the private methods the quick stage overrides and calls: were they renamed, it would be bypassed
     assert hasattr(InlineProcessor, "_InlineProcessor__handleInline") and hasattr(InlineProcessor, "_InlineProcessor__applyPattern")
     assert '<span class="k">def</span>' in quick.render("", next(s for s in SNIPPETS if s.startswith("```python"))).html  # highlighted, with classes
@@ -84,7 +85,7 @@ def test_quick_stages_match_stock_on_random_markdown():
     pieces = ["*", "**", "_", "__", "`", "``", "\\", "[", "]", "(", ")", "!", "<", ">", "&", ";", "#",
               "^", ":", "@", "  \n", "\n", "\n\n", " ", "word", "a.md", "http://x.org", "amp", "{: .c}",
               "<b>", "</b>", "<!--", "-->", "[^1]", "[^1]: note\n", "- ", "1. ", "    ",
-              "> ", "\n# ", "## ", "\n---\n", "\n***\n", "\n: ", "[r]: a.md\n", "]:", "- - -", "\n=="]
+              "> ", "\n# ", "## ", "!!! note\n", "\n    ", "\n---\n", "\n***\n", "\n: ", "[r]: a.md\n", "]:", "- - -", "\n=="]
     rng = random.Random(20261126)
     quick, stock = _renderers()
     for _ in range(1500):
