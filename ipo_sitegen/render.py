@@ -64,6 +64,15 @@ class PageView:
     labels: list[tuple[str, str]]
 
 
+@dataclass
+class SectionViews:
+    """What every page of one section shows of the others, made once per section."""
+
+    pages: dict[str, PageView]  # the section's pages by source, each linked as "../name/"
+    ancestors: list[PageView]  # home and the enclosing sections' indexes, outermost first
+    index: PageView | None  # the section's own index
+
+
 class ThemeRenderer:
     """Renders the pages of one bundle; every URL it produces is relative to the current page."""
 
@@ -73,6 +82,7 @@ class ThemeRenderer:
         self.bundle = bundle
         self.nav = nav
         self.assets = assets
+        self._sections: dict[str, SectionViews] = {}
 
     def _site(self) -> dict[str, Any]:
         return {"title": self.config.title, "language": self.config.language, "bundle": self.bundle.name,
@@ -96,26 +106,48 @@ class ThemeRenderer:
             "home": relative_url(here, ""),
         }
 
+    def section_views(self, page: Page) -> SectionViews:
+        """The views of the pages of `page`'s section (not the home page's), which link to one
+        another as "../name/" and to their ancestors alike from whichever of them is written.
+
+        A sidebar holds dozens of entries: made per page, their views were a fifth of its cost."""
+        views = self._sections.get(page.section)
+        if views is None:
+            section_url = page.url[: page.url.rstrip("/").rfind("/") + 1]  # "a/b/" for "a/b/c/"
+            among = section_url + "\x00/"  # a page of the section that none of its pages is
+            index = self.nav.index_of(page.section)
+            views = SectionViews({p.source: self.view(p, among) for p in self.nav.siblings(page)},
+                                 [self.view(p, among) for p in self.nav.ancestors(page)],
+                                 self.view(index, among) if index else None)
+            self._sections[page.section] = views
+        return views
+
     def page(self, page: Page, content: str, toc: list[dict], extra: dict[str, Any] | None = None) -> str:
         here = page.url
         sidebar = self.nav.sidebar(page)
         previous, following = self.nav.neighbours(page)
+        children = [self.view(p, here) for p in self.nav.children_of(page)]
+        if page.is_home:  # (its sidebar lists its children, with hrefs relative to the home page)
+            views = SectionViews({p.source: v for p, v in zip(self.nav.children_of(page), children)}, [], None)
+        else:
+            views = self.section_views(page)
+        own = self.view(page, here, labels=True)
         context = self.common(here, page.title)
         context.update(
-            page=self.view(page, here, labels=True),
+            page=own,
             content=Markup(content),
             toc=toc,
-            breadcrumbs=[self.view(p, here) for p in self.nav.ancestors(page)],
+            breadcrumbs=views.ancestors,
             sidebar={
-                "ancestors": [self.view(p, here) for p in sidebar.ancestors],
-                "items": [{"page": self.view(i.page, here), "current": i.current,
-                           "children": [self.view(c.page, here) for c in i.children]} for i in sidebar.items],
+                "ancestors": views.ancestors,
+                "items": [{"page": own if i.current else views.pages[i.page.source], "current": i.current,
+                           "children": children[: len(i.children)]} for i in sidebar.items],
                 "hidden_before": sidebar.hidden_before, "hidden_after": sidebar.hidden_after,
-                "section": self.view(sidebar.section, here) if sidebar.section else None,
+                "section": views.index,
             },
-            previous=self.view(previous, here) if previous else None,
-            next=self.view(following, here) if following else None,
-            children=[self.view(p, here) for p in self.nav.children_of(page)],
+            previous=views.pages[previous.source] if previous else None,
+            next=views.pages[following.source] if following else None,
+            children=children,
             updated=None,
             recent=[],
         )
