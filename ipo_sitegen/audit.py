@@ -857,6 +857,8 @@ def _scan_share(share: tuple[int, int]) -> tuple[list[Leak], list[str]]:
     leaks: list[Leak] = []
     changed: list[str] = []
     for folder, bundle, prints, names, manifest in _jobs:
+        if manifest is None and prints.empty and not prints.hashes:
+            continue  # nothing to look for, no manifest to compare with: the most restricted bundle in a build
         scanner.use(prints)
         base = str(folder)
         for name in names:
