@@ -450,7 +450,8 @@ class Secrets:
 
     def _link_targets(self, text: str) -> tuple[str, ...]:
         if text not in self._targets:
-            self._targets[text] = (*_MD_TARGET_LINK.findall(text), *_HTML_TARGET_LINK.findall(text))
+            html = _HTML_TARGET_LINK.findall(text) if "href" in text or "src" in text else ()  # (a search at every h and s)
+            self._targets[text] = (*_MD_TARGET_LINK.findall(text), *html)
         return self._targets[text]
 
     def _past(self, bundle: Bundle) -> Iterator[str]:
