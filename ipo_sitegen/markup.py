@@ -194,7 +194,6 @@ class _QuickInlineProcessor(InlineProcessor):
         return data
 
 
-
 # Block processors that search a whole block with a regular expression (in `test`, or in `run` when
 # `test` is always true) that cannot match without one of these strings. Most of these patterns
 # start with `(^|\n)`, which the regex engine tries at every character of every block. (The
@@ -236,6 +235,7 @@ def _skip_hopeless_blocks(md: markdown.Markdown) -> None:
             processor.run = quick_run(processor.run, needs)  # type: ignore[method-assign]
         elif type(processor) is AdmonitionProcessor:
             processor.test = quick_admonition(processor)  # type: ignore[method-assign]
+
 
 class _LinkExtension(Extension):
     def __init__(self, state: _State) -> None:
