@@ -28,7 +28,7 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from . import links
 from .audit import ScanJob, bundle_files, bundle_fingerprints, scan_bundles
 from .cache import CACHE_DIR, RenderCache, render_key, still_valid
-from .changes import ChangeViews, change_url, history_url
+from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, history_url
 from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
 from .content import Page, Site
 from .discover import RESERVED_ROOT, discover
@@ -296,11 +296,11 @@ class BundleOutput:
         if not changes:
             return
         page = changes[-1].page
-        here = "history/"  # the folder of the file, which links are relative to
+        here = HISTORY_FOLDER  # the folder of the file, which its links are relative to
         writer.write(history_url(page.url), theme.render(
             "history.html", here, f"History of {page.title}", page_title=page.title,
             page_href=links.relative_url(here, page.url), items=views.page_history(source, here)))
-        here = "changes/"
+        here = CHANGES_FOLDER
         for change in changes:
             writer.write(change_url(change), theme.render(
                 "change.html", here, f"Change to {page.title}", item=views.item(change, here), rows=views.diff(change),

@@ -41,12 +41,16 @@ def file_name(page_url: str) -> str:
     return page_url.rstrip("/").replace("/", "+") or "_home"
 
 
+HISTORY_FOLDER = "history/"  # every page's history page, as a file
+CHANGES_FOLDER = "changes/"  # every change page, as a file
+
+
 def history_url(page_url: str) -> str:
-    return f"history/{file_name(page_url)}.html"
+    return f"{HISTORY_FOLDER}{file_name(page_url)}.html"
 
 
 def change_url(change: Change) -> str:
-    return f"changes/{change.commit.sha[:12]}+{file_name(change.page.url)}.html"
+    return f"{CHANGES_FOLDER}{change.commit.sha[:12]}+{file_name(change.page.url)}.html"
 
 
 def history_files(changes: list[Change]) -> set[str]:
