@@ -50,7 +50,7 @@ class Page:
     @cached_property
     def section(self) -> str:
         """The folder of the section this page belongs to (an index belongs to its parent)."""
-        return posixpath.dirname(self.folder) if self.is_index else self.folder
+        return section_of(self.source)
 
     def line_of(self, key: str) -> int | None:
         return self.key_lines.get(key)
@@ -69,6 +69,13 @@ class Page:
 def index_source(folder: str) -> str:
     """The source of a folder's `_index.md` (a folder never ends in "/"; "" is content/ itself)."""
     return f"{folder}/_index.md" if folder else "_index.md"
+
+
+def section_of(source: str) -> str:
+    """The folder of the section a page belongs to: its own folder, or for a section index (which
+    belongs to its parent) the folder above."""
+    folder = posixpath.dirname(source)
+    return posixpath.dirname(folder) if posixpath.basename(source) == "_index.md" else folder
 
 
 @dataclass

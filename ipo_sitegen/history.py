@@ -29,7 +29,7 @@ from functools import partial
 from pathlib import Path
 
 from .config import Bundle, Config
-from .content import Page, Site
+from .content import Page, Site, section_of
 from .discover import parse_front_matter, quick_front_matter, split_front_matter
 from .errors import Problems
 from .gate import Gate, Segment, effective_rank, parse_blocks, source_for
@@ -488,7 +488,7 @@ class History:
         if own.audience is not None and own.audience not in tiers:
             return len(tiers) - 1
         chain: list[str | None] = []
-        folder = posixpath.dirname(path) if not path.endswith("/_index.md") else posixpath.dirname(posixpath.dirname(path))
+        folder = section_of(path)
         while folder:
             index_blob = self.blob_at(f"{folder}/_index.md", index)
             chain.append(self.snapshot(index_blob, f"{folder}/_index.md").audience if index_blob else None)

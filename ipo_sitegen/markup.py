@@ -29,6 +29,8 @@ from markdown.extensions.footnotes import FootnoteBlockProcessor
 from markdown.treeprocessors import InlineProcessor, Treeprocessor
 from pygments.formatters import HtmlFormatter
 
+from .content import index_source
+
 PAGE_MARK = "sitegen:page:"
 FILE_MARK = "sitegen:file:"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -104,7 +106,7 @@ def resolve_target(folder: str, href: str, index: LinkIndex) -> tuple[str, str] 
     if joined == ".":
         joined = ""
     suffix = f"#{fragment}" if fragment else ""
-    candidates = [joined] if joined.endswith(".md") else [joined, posixpath.join(joined, "_index.md") if joined else "_index.md"]
+    candidates = [joined] if joined.endswith(".md") else [joined, index_source(joined)]
     for candidate in candidates:
         if candidate in index.pages:
             return PAGE_MARK + quote(candidate) + suffix, candidate

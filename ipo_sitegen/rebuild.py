@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from .content import index_source
+from .content import index_source, section_of
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,6 @@ class Work:
         return not (self.full or self.pages or self.labels or self.lists or self.search or self.history or self.attachments)
 
 
-def _section(source: str) -> str:
-    folder = posixpath.dirname(source)
-    return posixpath.dirname(folder) if posixpath.basename(source) == "_index.md" else folder
-
-
 def _dependents(old: dict[str, PageFacts], new: dict[str, PageFacts]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """The pages of each section and the pages linking to each target, in either build (only needed,
     and only made, when a change shows in other pages)."""
@@ -61,7 +56,7 @@ def _dependents(old: dict[str, PageFacts], new: dict[str, PageFacts]) -> tuple[d
     linked_from: dict[str, set[str]] = {}
     for facts in (old, new):
         for source, page in facts.items():
-            by_section.setdefault(_section(source), set()).add(source)
+            by_section.setdefault(section_of(source), set()).add(source)
             for target in page.targets:
                 linked_from.setdefault(target, set()).add(source)
     return by_section, linked_from
@@ -90,7 +85,7 @@ def affected(old: dict[str, PageFacts], new: dict[str, PageFacts], changed: set[
         if source not in shown:
             continue  # only the body changed: no other page shows it
         # Its siblings, its section's index and the home page list or link it.
-        section = _section(source)
+        section = section_of(source)
         work.pages |= by_section.get(section, set())
         work.pages.add(index_source(section))
         work.pages.add("_index.md")
