@@ -13,6 +13,7 @@ import pytest
 
 from ipo_sitegen.build import Options, build
 from ipo_sitegen.changes import diff_rows
+from ipo_sitegen import history as history_module
 from ipo_sitegen.history import read_git
 
 from helpers import check_links
@@ -360,3 +361,12 @@ def test_a_revision_saved_with_a_byte_order_mark_is_in_the_history(tmp_path: Pat
     changes = [p.read_text() for p in (out / "public/changes").glob("*.html")]
     notepad = [text for text in changes if "Edit in Notepad" in text]
     assert len(notepad) == 1 and "flobberwick" in notepad[0] and "\ufeff" not in notepad[0]
+
+
+def test_page_texts_read_by_several_git_processes_are_those_read_by_one(story: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = read_git(story.root, use_cache=False).blobs
+    monkeypatch.setattr(history_module, "_BLOBS_PER_GIT", 1)
+    monkeypatch.setattr(history_module, "default_workers", lambda: 3)
+    several = read_git(story.root, use_cache=False).blobs
+    assert len(one) >= 3 and several == one
+    assert any("quorraplinth" in text for text in several.values())  # a past revision's text, from git
