@@ -12,6 +12,7 @@ import difflib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from itertools import groupby
 
 from .config import Bundle, Config
@@ -115,8 +116,11 @@ class ChangeViews:
         self.config = config
         self.bundle = bundle
         self.changes = changes
-        self.latest = sorted((c for items in changes.values() for c in items),
-                             key=lambda c: (-c.commit.time, c.page.url, c.commit.sha))
+
+    @cached_property
+    def latest(self) -> list[Change]:
+        """Every change, newest first (for lists and the feed: `serve` writes a body edit without them)."""
+        return sorted((c for items in self.changes.values() for c in items), key=lambda c: (-c.commit.time, c.page.url, c.commit.sha))
 
     def author(self, change: Change) -> str | None:
         return change.commit.author if self.config.history.show_authors else None

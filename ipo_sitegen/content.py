@@ -104,8 +104,11 @@ class Site:
 
     def section_chain(self, page: Page) -> list[Page]:
         """The section indexes above `page`, outermost first, not counting the home page."""
+        return self.chain_of(page.section if page.is_index else page.folder)
+
+    def chain_of(self, folder: str) -> list[Page]:
+        """The indexes of `folder` and of the folders above it, outermost first, not counting the home page."""
         chain: list[Page] = []
-        folder = page.section if page.is_index else page.folder
         while folder:
             index = self.index_of(folder)
             if index is not None:

@@ -14,6 +14,7 @@ import os
 import posixpath
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -269,6 +270,7 @@ def _read_page_cached(content: Path, source: str, tiers: tuple[str, ...], proble
         return cached[1].copy()
     page = _read_page(content / source, source, tiers, problems)
     if page is not None:
+        _ = (page.is_index, page.folder, page.section)  # derived now, so that every copy keeps them
         _PARSED[key] = (stamp, page.copy())
     else:
         _PARSED.pop(key, None)
@@ -307,10 +309,12 @@ def _read_page(path: Path, source: str, tiers: tuple[str, ...], problems: Proble
     return make_page(source, parsed[0], parsed[1], body, body_line, path, tiers, problems)
 
 
-def _segment(name: str, path: Path, problems: Problems) -> str | None:
+def _segment(name: str, path: Callable[[], Path], problems: Problems) -> str | None:
+    """The URL segment of a file or folder name; `path` makes the path an error names (only then:
+    a Path for every page of a large site, on every save under `serve`, costs more than the rest)."""
     segment = slugify(name)
     if not segment or not is_safe_segment(segment):
-        problems.error(path, None, f"file name '{name}' cannot become a URL", "rename it using letters, digits and '-'")
+        problems.error(path(), None, f"file name '{name}' cannot become a URL", "rename it using letters, digits and '-'")
         return None
     return segment
 
@@ -325,7 +329,7 @@ def _assign_urls(site: Site, content: Path, problems: Problems) -> None:
         parent = folder_url(posixpath.dirname(folder))
         index = site.index_of(folder)
         name = posixpath.basename(folder)
-        segment = index.slug if index is not None and index.slug else _segment(name, content / folder, problems)
+        segment = index.slug if index is not None and index.slug else _segment(name, lambda: content / folder, problems)
         url = None if parent is None or segment is None else f"{parent}{segment}/"
         folder_urls[folder] = url
         return url
@@ -337,7 +341,7 @@ def _assign_urls(site: Site, content: Path, problems: Problems) -> None:
             url = folder_url(page.folder)
         else:
             base = folder_url(page.folder)
-            stem = page.slug or _segment(posixpath.basename(source)[:-3], content / source, problems)
+            stem = page.slug or _segment(posixpath.basename(source)[:-3], lambda: content / source, problems)
             url = None if base is None or stem is None else f"{base}{stem}/"
         if url is None:
             continue

@@ -186,10 +186,14 @@ class Gate:
         global _PARSED
         content = self.config.content_dir
         parsed: dict[tuple[str, int, tuple[str, ...]], list[Segment]] = {}
+        chains: dict[str, list[Page]] = {}  # by folder: the pages of a folder share theirs
         for source in sorted(self.site.pages):
             page = self.site.pages[source]
             self.segments[source] = self._parse(page, problems, content, parsed)
-            chain = self.site.section_chain(page)
+            folder = page.section if page.is_index else page.folder
+            chain = chains.get(folder)
+            if chain is None:
+                chain = chains[folder] = self.site.chain_of(folder)
             page.published = drafts or all(self._live(p, today) for p in [*chain, page])
             if page.is_home:
                 page.rank = 0  # the home of every bundle; its audience does not cascade
