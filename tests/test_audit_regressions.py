@@ -502,3 +502,18 @@ def test_restricted_page_linking_to_a_public_section_index_is_not_a_leak(tmp_pat
     })
     build_ok(site)
     assert_nowhere(site, "public", "zqmembers")
+
+
+def test_headings_are_found_as_a_line_anchored_pattern_finds_them():
+    # The audit finds headings with a pattern that starts with a literal newline (fast); it must
+    # find what the plain line-anchored pattern does, in any arrangement of marks, spaces and lines.
+    import random
+
+    from ipo_sitegen.audit import _headings
+
+    plain = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+    pieces = ["#", "##", " ", "  ", "\n", "\n\n", "a", "b c", "\t", "\r", "\u00a0", "x#", "# ", "\n#", "###### ", "####### "]
+    rng = random.Random(5)
+    for _ in range(50_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        assert _headings(text) == plain.findall(text), repr(text)
