@@ -258,11 +258,18 @@ class Renderer:
         self.state.index = index
         self.md = markdown.Markdown(extensions=[*EXTENSIONS, _LinkExtension(self.state)], extension_configs=EXTENSION_CONFIGS, output_format="html")
         _skip_hopeless_blocks(self.md)
+        # Asked about every element, a few hundred times a text: a set, not the stock list, answers.
+        block_level = frozenset(self.md.block_level_elements)
+        self.md.is_block_level = lambda tag: isinstance(tag, str) and tag.lower().rstrip("/") in block_level  # type: ignore[method-assign]
+        self.toc = self.md.treeprocessors["toc"]
+        self.toc_marker = self.toc.marker
 
     def render(self, folder: str, text: str) -> Rendered:
         self.state.folder = folder
         self.state.rendered = rendered = Rendered(b"", b"")
         self.md.reset()
+        # The toc step walks the whole tree for a paragraph that is just "[TOC]": only when the text has one.
+        self.toc.marker = self.toc_marker if self.toc_marker in text else ""
         rendered.packed = zlib.compress(self.md.convert(text).encode(), 1)
         rendered.packed_toc = pickle.dumps(getattr(self.md, "toc_tokens", []), protocol=pickle.HIGHEST_PROTOCOL)
         rendered.pages = sorted(set(rendered.pages))

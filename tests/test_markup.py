@@ -44,6 +44,8 @@ SNIPPETS = [
     "[ref]: a.md \"T\"\n[other]:\n  guide/b.md\nSee [ref] and [other].\n\n[not]:",
     "Note[^n] and [^m].\n\n[^n]: first\n[^m]: second\n    continued\n\n[^ x]: odd",
     "!!! warning\n    First.\n\n    Second, still inside.\n\n- item\n\n    !!! note \"in a list\"\n        body\n\n        more\n\noutside !!! not one",
+    # the toc marker (searched for only in texts that have it) and block-level tags
+    "[TOC]\n\n# One\n\nwords [TOC] inline\n\n> [TOC]\n\n## Two\n\n<DIV>block</DIV>\n\n<hr/>\n\n<Span>inline</Span>",
 ]
 
 
@@ -67,6 +69,7 @@ def test_the_quick_stages_are_in_use():
     assert type(stock.md.treeprocessors["inline"]) is InlineProcessor
     quick_blocks = [p for p in quick.md.parser.blockprocessors if "test" in vars(p) or "run" in vars(p)]
     assert len(quick_blocks) == 7 and not any("test" in vars(p) or "run" in vars(p) for p in stock.md.parser.blockprocessors)
+    assert "is_block_level" in vars(quick.md) and "is_block_level" not in vars(stock.md)
     # the private methods the quick stage overrides and calls: were they renamed, it would be bypassed
     assert hasattr(InlineProcessor, "_InlineProcessor__handleInline") and hasattr(InlineProcessor, "_InlineProcessor__applyPattern")
     assert '<span class="k">def</span>' in quick.render("", next(s for s in SNIPPETS if s.startswith("```python"))).html  # highlighted, with classes
@@ -85,7 +88,7 @@ def test_quick_stages_match_stock_on_random_markdown():
     pieces = ["*", "**", "_", "__", "`", "``", "\\", "[", "]", "(", ")", "!", "<", ">", "&", ";", "#",
               "^", ":", "@", "  \n", "\n", "\n\n", " ", "word", "a.md", "http://x.org", "amp", "{: .c}",
               "<b>", "</b>", "<!--", "-->", "[^1]", "[^1]: note\n", "- ", "1. ", "    ",
-              "> ", "\n# ", "## ", "!!! note\n", "\n    ", "\n---\n", "\n***\n", "\n: ", "[r]: a.md\n", "]:", "- - -", "\n=="]
+              "> ", "\n# ", "## ", "!!! note\n", "\n    ", "\n---\n", "\n***\n", "\n: ", "[r]: a.md\n", "]:", "- - -", "\n==", "[TOC]", "\n\n[TOC]\n\n", "<P>", "<hr/>"]
     rng = random.Random(20261126)
     quick, stock = _renderers()
     for _ in range(1500):
