@@ -23,6 +23,7 @@ from .errors import BuildError
 from .history import History
 from .rebuild import PageFacts, Work, affected
 from .render import make_environment
+from .workers import collector_paused
 from .write import BundleWriter, manifest_files
 
 
@@ -69,6 +70,19 @@ class LiveBuild:
         if self.last is None:
             self.full()
             return Work(full=True)
+        # The site is planned again and thousands of its objects are made again, to live on: a
+        # collection in the middle would walk them for nothing (measured: 60-80 ms of a 0.45 s save).
+        with collector_paused():
+            work = self._rewrite(paths)
+        if work.full:
+            self.full()
+        elif audit:
+            self.settle()
+        return work
+
+    def _rewrite(self, paths: set[str]) -> Work:
+        """Write what `paths` changed (when that is not everything: then the work says `full`)."""
+        assert self.last is not None
         changed = set()
         for path in paths:
             try:
@@ -80,7 +94,6 @@ class LiveBuild:
         head_changed = (new.log.head if new.log else None) != (self.last.log.head if self.last.log else None)
         work = affected(self.facts, facts, changed, head_changed)
         if work.full or [b.name for b in new.bundles] != [b.name for b in self.last.bundles]:
-            self.full()
             return Work(full=True)
         old = self.last
         if new.log is not None:  # what did not change is taken from the last history
@@ -120,8 +133,6 @@ class LiveBuild:
             stale |= unindexed
         self.pending = (new, written, stale)
         self.last, self.facts = new, facts
-        if audit:
-            self.settle()
         return work
 
     def settle(self, interrupted: Callable[[], bool] = lambda: False) -> bool:

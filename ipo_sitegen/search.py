@@ -32,7 +32,6 @@ one loop over its (page, term) pairs (see postings()).
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import posixpath
@@ -47,6 +46,7 @@ from operator import ne, sub
 from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from .render import label_url, theme_static_dir
+from .workers import collector_paused
 
 # Field bits of a term in a page; search.js ranks title > heading > label > summary > body.
 TITLE, HEADING, LABEL, SUMMARY, BODY = 1, 2, 4, 8, 16
@@ -527,14 +527,9 @@ def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: in
     label_number = {name: i for i, name in enumerate(labels)}
     if len(_BODIES) > _MEMO_SIZE or len(_PAGES) > _MEMO_SIZE or len(_NUMBERS) > 20 * _MEMO_SIZE:
         forget()
-    collecting = gc.isenabled()
-    gc.disable()  # millions of small objects that live until the end: collecting them is wasted time
-    try:
+    with collector_paused():  # millions of small objects that live until the end
         analysed = [analyse(entry, snippet_chars) for entry in entries]
         encoded = postings([terms for terms, _ in analysed])
-    finally:
-        if collecting:
-            gc.enable()
     pages = {"url": [e.url for e in entries], "title": [e.title for e in entries],
              "parent": [number.get(e.parent, -1) if e.parent else -1 for e in entries],
              "labels": [[label_number[name] for name in e.labels] for e in entries], "tier": [e.tier for e in entries],

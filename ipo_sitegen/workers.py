@@ -1,9 +1,12 @@
-"""Worker processes: how many to start, and what the parent does before it forks them."""
+"""Processes: how many workers to start, and how a process treats its memory around large stages."""
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def default_workers() -> int:
@@ -20,3 +23,17 @@ def give_back_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError, TypeError):  # (TypeError: no C library handle, as on Windows)
         pass
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: for stages that make a great many small objects which
+    live until the stage ends (the collector would walk them again and again for nothing). The
+    collector runs again afterwards, as before."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
