@@ -39,7 +39,7 @@ from .errors import Problem
 from .gate import Gate
 from .history import History, read_git
 from .markup import LinkIndex, resolve_target
-from .workers import give_back_memory
+from .workers import forking
 
 SHINGLE = 6  # words in a body shingle: long enough to be distinctive, short enough to catch a sentence
 MIN_SINGLE = 5  # a one-word title or label is a fingerprint only if at least this long
@@ -564,9 +564,8 @@ class Secrets:
         if bounds[-1] < len(shows):
             bounds.append(len(shows))
         _showing = (self, ranks, shows)
-        give_back_memory()
         try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with forking(), multiprocessing.get_context("fork").Pool(workers) as pool:
                 parts = pool.map(_seen_share, list(zip(bounds, bounds[1:])), chunksize=1)
         finally:
             _showing = None
@@ -928,8 +927,7 @@ def _scan(jobs: list[ScanJob], workers: int) -> tuple[list[Leak], list[str]]:
         if shares == 1:
             parts = [_scan_share((0, 1))]
         else:
-            give_back_memory()
-            with multiprocessing.get_context("fork").Pool(shares) as pool:
+            with forking(), multiprocessing.get_context("fork").Pool(shares) as pool:
                 parts = pool.map(_scan_share, [(n, shares) for n in range(shares)])
     finally:
         _jobs = []

@@ -40,7 +40,7 @@ from .nav import Navigation
 from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
 from .report import Reporter
 from .search import write_search
-from .workers import default_workers, give_back_memory
+from .workers import default_workers, forking
 from .write import BundleWriter, clean_stale_staging, discard, manifest_files, staging_folder, swap_in
 
 
@@ -407,9 +407,8 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     tasks: list[tuple[str | None, int, int]] = [(None, 0, 0)]  # the longest part first
     tasks += [(b.name, n, shares) for b in result.bundles for n in range(shares)]
     _writing = (result, staging, out)
-    give_back_memory()
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with forking(), multiprocessing.get_context("fork").Pool(workers) as pool:
             pending = pool.map_async(_write_part, tasks, chunksize=1)
             extra = meanwhile()
             parts = pending.get()

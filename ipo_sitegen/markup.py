@@ -30,6 +30,7 @@ from markdown.treeprocessors import InlineProcessor, Treeprocessor
 from pygments.formatters import HtmlFormatter
 
 from .content import index_source
+from .workers import forking
 
 PAGE_MARK = "sitegen:page:"
 FILE_MARK = "sitegen:file:"
@@ -307,7 +308,7 @@ def render_all(jobs: list[tuple[str, str, str]], index: LinkIndex, workers: int)
     size = max(8, min(64, len(jobs) // (workers * 4) or 1))
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     results: dict[str, Rendered] = {}
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(index,)) as pool:
+    with forking(), ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(index,)) as pool:
         for chunk in pool.map(_render_chunk, chunks):
             results.update(chunk)
     return results

@@ -37,3 +37,21 @@ def collector_paused() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
+
+
+@contextmanager
+def forking() -> Iterator[None]:
+    """Around the start of forked workers: this process's freed memory is given back first (see
+    give_back_memory), and the objects it has are frozen out of the collector while they run.
+
+    A worker inherits the parent's objects; each of its full collections would walk them all, and
+    writing the collector's marks into them makes the kernel copy every page of memory they are
+    on. Frozen, they are never walked (nor collected: they were alive at the fork)."""
+    give_back_memory()
+    frozen = gc.get_freeze_count()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not frozen:  # (what a caller froze for its own reasons stays frozen)
+            gc.unfreeze()
