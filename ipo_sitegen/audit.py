@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import re
 import signal
+import sys
 import unicodedata
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,8 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from .config import Bundle, Config
+from .cache import CACHE_DIR, cache_folder
+from .config import Bundle, Config, load_config
 from .content import Site
 from .errors import Problem
 from .gate import Gate
@@ -129,6 +131,14 @@ class Leak:
 
 
 INVISIBLE = 1 << 30  # the "rank" of material that no bundle shows (drafts, embargoed pages)
+
+# What the audit's saved results depend on besides the site and the files: the generator's code (all
+# of it: how a site is read and gated decides the fingerprints, this module the verdicts), and the
+# Unicode and numeric libraries that decoding and hashing use.
+_CODE_VERSION = hashlib.sha256(b"".join(
+    path.relative_to(Path(__file__).parent).as_posix().encode() + b"\0" + path.read_bytes()
+    for path in sorted(Path(__file__).parent.rglob("*")) if path.is_file() and "__pycache__" not in path.parts
+) + repr((sys.version, unicodedata.unidata_version, np.__version__)).encode()).digest()
 
 
 # Phrase hashing. Each word gets a 64-bit key, a mixed polynomial hash of its characters; a phrase
@@ -298,6 +308,15 @@ class Fingerprints:
             first = at - offset
             words = zip(starts[first : first + n].tolist(), ends[first : first + n].tolist())
             yield " ".join(text[start:end] for start, end in words), self.origins[self.phrases.origins[index]]
+
+    def digest(self) -> str:
+        """Everything a file's verdict depends on besides its bytes: the phrases and attachments
+        looked for, and the code that looks (see CleanFiles)."""
+        digest = hashlib.sha256(_CODE_VERSION)
+        digest.update(self.phrases.hashes.tobytes())
+        digest.update(self.phrases.lengths.astype(np.uint8).tobytes())
+        digest.update("\n".join(sorted(self.hashes)).encode())
+        return digest.hexdigest()
 
     def narrower_than(self, other: "Fingerprints") -> bool:
         """Is everything this bundle must not contain also forbidden in `other`? (Then a file that
@@ -872,26 +891,30 @@ class ScanJob(NamedTuple):
     prints: Fingerprints
     names: list[str]  # the files to scan
     manifest: dict[str, str] | None = None  # name -> the SHA-256 each should have (`sitegen audit`)
+    clean: frozenset[str] = frozenset()  # SHA-256 of files found clean before with the same fingerprints
 
 
 _jobs: list[ScanJob] = []  # what forked workers scan (inherited, not pickled: fingerprints are large)
 
 
-def _scan_share(share: tuple[int, int]) -> tuple[list[Leak], list[str]]:
+def _scan_share(share: tuple[int, int]) -> tuple[list[Leak], list[str], dict[str, set[str]]]:
     """Scan the files that fall in one share (by a hash of their path, the same in every bundle, so
-    that a page's copies in several bundles meet the same scanner): the leaks, and the files that
-    differ from their manifest."""
+    that a page's copies in several bundles meet the same scanner): the leaks, the files that
+    differ from their manifest, and the SHA-256 of each bundle's files that were scanned or known
+    clean."""
     number, shares = share
     if shares > 1:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     scanner = Scanner()
     leaks: list[Leak] = []
     changed: list[str] = []
-    for folder, bundle, prints, names, manifest in _jobs:
+    seen: dict[str, set[str]] = {}
+    for folder, bundle, prints, names, manifest, clean in _jobs:
         if manifest is None and prints.empty and not prints.hashes:
             continue  # nothing to look for, no manifest to compare with: the most restricted bundle in a build
         scanner.use(prints)
         base = str(folder)
+        digests = seen.setdefault(bundle.name, set())
         for name in names:
             if zlib.crc32(name.encode()) % shares == number:
                 try:
@@ -902,25 +925,64 @@ def _scan_share(share: tuple[int, int]) -> tuple[list[Leak], list[str]]:
                 digest = hashlib.sha256(data).hexdigest()
                 if manifest is not None and name in manifest and manifest[name] != digest:
                     changed.append(f"{folder.name}/{name}")
-                leaks += scanner.file(name, data, bundle.name, digest)
+                digests.add(digest)
+                if digest not in clean:
+                    leaks += scanner.file(name, data, bundle.name, digest)
         leaks += scanner.flush()
-    return leaks, changed
+    return leaks, changed, seen
 
 
 PARALLEL_FILES = 1000  # below this many files, starting processes costs more than it saves
 
 
-def scan_bundles(jobs: list[ScanJob], workers: int = 1) -> list[Leak]:
-    """Every leak in the given files of built bundles, one per (bundle, file, origin, kind)."""
-    return _scan(jobs, workers)[0]
+class CleanFiles:
+    """The files the audit found clean, by bundle, with the digest of the fingerprints it looked
+    for, in `.sitegen-cache/` (safe to delete).
+
+    A verdict depends only on a file's bytes, the fingerprints and the audit's code (all in the
+    digests), so a file found clean is not scanned again while they stay the same: a rebuild after
+    a small change scans the files that changed, and `sitegen audit` right after `sitegen build`
+    reads and hashes every file but scans none of them again. Any change to what a bundle must not
+    hold, or to this module, means a full scan. A bundle in which a leak was found is not remembered."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _file(self, bundle: str) -> Path:
+        return self.root / CACHE_DIR / f"audit-{bundle}.txt"
+
+    def get(self, bundle: str, prints: str) -> frozenset[str]:
+        try:
+            lines = self._file(bundle).read_text(encoding="ascii").split("\n")
+        except (OSError, UnicodeDecodeError):
+            return frozenset()
+        return frozenset(lines[1:]) if lines[0] == prints else frozenset()
+
+    def put(self, bundle: str, prints: str, digests: set[str]) -> None:
+        try:
+            target = self._file(bundle)
+            temporary = cache_folder(self.root) / f".{target.name}.{os.getpid()}.tmp"
+            temporary.write_text("\n".join([prints, *sorted(digests)]), encoding="ascii")
+            temporary.replace(target)
+        except OSError:
+            pass  # a read-only checkout is still audited, only not remembered
 
 
-def _scan(jobs: list[ScanJob], workers: int) -> tuple[list[Leak], list[str]]:
+def scan_bundles(jobs: list[ScanJob], workers: int = 1, verdicts: CleanFiles | None = None) -> list[Leak]:
+    """Every leak in the given files of built bundles, one per (bundle, file, origin, kind); with
+    `verdicts`, files found clean before are not scanned again, and clean bundles are remembered."""
+    return _scan(jobs, workers, verdicts)[0]
+
+
+def _scan(jobs: list[ScanJob], workers: int, verdicts: CleanFiles | None = None) -> tuple[list[Leak], list[str]]:
     """The leaks in the jobs' files and the files that differ from their manifest.
 
     Jobs are scanned from the least to the most restricted bundle; with several workers (and a
     large site) the files are shared out over forked processes."""
     global _jobs
+    digests = {job.bundle.name: job.prints.digest() for job in jobs} if verdicts is not None else {}
+    if verdicts is not None:
+        jobs = [job._replace(clean=verdicts.get(job.bundle.name, digests[job.bundle.name])) for job in jobs]
     _jobs = sorted(jobs, key=lambda job: job.bundle.rank)
     shares = workers if workers > 1 and sum(len(job.names) for job in _jobs) >= PARALLEL_FILES else 1
     try:
@@ -931,27 +993,75 @@ def _scan(jobs: list[ScanJob], workers: int) -> tuple[list[Leak], list[str]]:
                 parts = pool.map(_scan_share, [(n, shares) for n in range(shares)])
     finally:
         _jobs = []
-    leaks = sorted((leak for found, _ in parts for leak in found), key=lambda leak: (leak.bundle, leak.file, leak.origin, leak.kind))
-    return leaks, sorted(name for _, changed in parts for name in changed)
+    leaks = sorted((leak for found, _, _ in parts for leak in found), key=lambda leak: (leak.bundle, leak.file, leak.origin, leak.kind))
+    if verdicts is not None:
+        leaking = {leak.bundle for leak in leaks}
+        for name in sorted({name for _, _, seen in parts for name in seen} - leaking):
+            verdicts.put(name, digests[name], {digest for _, _, seen in parts for digest in seen.get(name, ())})
+    return leaks, sorted(name for _, changed, _ in parts for name in changed)
 
 
-def bundle_fingerprints(plan) -> dict[str, Fingerprints]:
-    """The fingerprints of every bundle of a build's plan, by bundle name."""
-    return Secrets(plan.config, plan.site, plan.gate, plan.history).for_bundles(plan.bundles)
+class SavedFingerprints:
+    """The fingerprints of a site's bundles, saved in `.sitegen-cache/fingerprints.npz` under the
+    site's fingerprint (build.site_fingerprint: every input file, the git state, the day) and the
+    generator's code: `sitegen audit` after `sitegen build` of the same site takes them from there
+    rather than reading the site and its history again. Safe to delete; one site state is kept."""
+
+    def __init__(self, root: Path, site: str) -> None:
+        self.path = root / CACHE_DIR / "fingerprints.npz"
+        self.key = hashlib.sha256(site.encode() + _CODE_VERSION).hexdigest()
+
+    def get(self, bundles: list[str]) -> dict[str, Fingerprints] | None:
+        try:
+            with np.load(self.path) as saved:  # (no pickles: allow_pickle stays off)
+                notes = json.loads(str(saved["notes"]))
+                if notes["key"] != self.key or not set(bundles) <= notes["attachments"].keys():
+                    return None
+                origins = [tuple(origin) for origin in notes["origins"]]
+                return {name: Fingerprints(Phrases(saved[f"{name}.hashes"], saved[f"{name}.lengths"], saved[f"{name}.origins"]),
+                                           origins, notes["attachments"][name]) for name in bundles}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, prints: dict[str, Fingerprints]) -> None:
+        if not prints:
+            return
+        origins = next(iter(prints.values())).origins  # (one list for all bundles: Secrets')
+        notes = {"key": self.key, "origins": origins, "attachments": {name: p.hashes for name, p in prints.items()}}
+        arrays = {f"{name}.{part}": getattr(p.phrases, part) for name, p in prints.items() for part in ("hashes", "lengths", "origins")}
+        try:
+            temporary = cache_folder(self.path.parent.parent) / f".fingerprints.{os.getpid()}.tmp.npz"
+            np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
+            temporary.replace(self.path)
+        except OSError:
+            pass  # a read-only checkout is still audited, only not remembered
 
 
-def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[list[Leak], list[str]]:
+def bundle_fingerprints(plan, site: str | None = None) -> dict[str, Fingerprints]:
+    """The fingerprints of every bundle of a build's plan, by bundle name; with `site` (the site's
+    fingerprint), saved for `sitegen audit`."""
+    prints = Secrets(plan.config, plan.site, plan.gate, plan.history).for_bundles(plan.bundles)
+    if site is not None:
+        SavedFingerprints(plan.config.root, site).put(prints)
+    return prints
+
+
+def audit_folders(root: Path, folders: list[Path], workers: int = 1, cached: bool = True) -> tuple[list[Leak], list[str]]:
     """`sitegen audit DIR…`: check built bundles (each names itself in manifest.json) against the site.
 
-    Returns the leaks and the notes about files that differ from their manifest.
-    """
-    from .build import read_site
+    Returns the leaks and the notes about files that differ from their manifest. With `cached`,
+    files found clean before with the same fingerprints are read and hashed but not scanned again
+    (see CleanFiles)."""
+    from .build import read_site, site_fingerprint
 
     with ThreadPoolExecutor(1) as pool:  # the folders are listed (system calls, mostly) while the site is read and hashed
         listings = [pool.submit(_listing, folder) for folder in folders]
-        config, site, gate, _ = read_site(root)
-        history = History(config, site, gate, read_git(config.root))
-        secrets = Secrets(config, site, gate, history)
+        config = load_config(root)
+        saved = SavedFingerprints(config.root, site_fingerprint(config.root)) if cached else None
+        prints = saved.get([bundle.name for bundle in config.bundles]) if saved else None
+        if prints is None:
+            config, site, gate, _ = read_site(root)
+            secrets = Secrets(config, site, gate, History(config, site, gate, read_git(config.root)))
         found: list[tuple[Path, Bundle, list[str], dict[str, str]]] = []  # folder, bundle, its files, its manifest's
         notes: list[str] = []
         for folder, listing in zip(folders, listings):
@@ -964,8 +1074,12 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1) -> tuple[li
             notes += [f"{folder.name}/{name}: removed after the build (listed in manifest.json)" for name in sorted(listed.keys() - set(names))]
             notes += [f"{folder.name}/{name}: not in manifest.json (added after the build)" for name in names if name != "manifest.json" and name not in listed]
             found.append((folder, bundle, names, listed))
-    prints = secrets.for_bundles([bundle for _, bundle, _, _ in found], workers)
-    leaks, changed = _scan([ScanJob(folder, bundle, prints[bundle.name], names, listed) for folder, bundle, names, listed in found], workers)  # reads every file once: the scan checks the manifest's hashes too
+    if prints is None:
+        prints = secrets.for_bundles(config.bundles, workers)
+        if saved is not None:
+            saved.put(prints)
+    jobs = [ScanJob(folder, bundle, prints[bundle.name], names, listed) for folder, bundle, names, listed in found]
+    leaks, changed = _scan(jobs, workers, CleanFiles(root) if cached else None)  # reads every file once: the scan checks the manifest's hashes too
     return leaks, notes + [f"{name}: differs from manifest.json (changed after the build)" for name in changed]
 
 

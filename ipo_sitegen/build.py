@@ -26,7 +26,7 @@ from typing import Callable, TypeVar
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from . import links
-from .audit import ScanJob, bundle_files, bundle_fingerprints, scan_bundles
+from .audit import CleanFiles, ScanJob, bundle_files, bundle_fingerprints, scan_bundles
 from .cache import CACHE_DIR, RenderCache, render_key, still_valid
 from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, history_url
 from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
@@ -467,7 +467,8 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     plan, unless `need_plan` (`serve` works from the plan)."""
     reporter = reporter or Reporter(quiet=True)
     started = time.perf_counter()
-    fingerprint = inputs_fingerprint(root, options) if options.cache else None
+    site_key = site_fingerprint(root, options.drafts) if options.cache else None
+    fingerprint = inputs_fingerprint(site_key, options) if site_key else None
     unchanged = _unchanged_output(root, fingerprint, options) if fingerprint and not need_plan else None
     if unchanged is not None:
         reporter.step("nothing changed since the last build: output verified against its manifests")
@@ -479,11 +480,12 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     workers = options.jobs or default_workers()
     try:
         reporter.step(f"writing {', '.join(b.name for b in result.bundles)}")
-        fingerprints = partial(bundle_fingerprints, result) if options.audit else lambda: None
+        fingerprints = partial(bundle_fingerprints, result, site_key) if options.audit else lambda: None
         counts, prints = write_bundles(result, staging, out, workers, fingerprints)
         if prints is not None:
             reporter.step("auditing")
-            leaks = scan_bundles([ScanJob(staging / b.name, b, prints[b.name], bundle_files(staging / b.name)) for b in result.bundles], workers)
+            jobs = [ScanJob(staging / b.name, b, prints[b.name], bundle_files(staging / b.name)) for b in result.bundles]
+            leaks = scan_bundles(jobs, workers, CleanFiles(result.config.root) if options.cache else None)
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
         swap_in(staging, out, [b.name for b in result.bundles])
@@ -498,14 +500,14 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     return BuildResult(out, counts, time.perf_counter() - started, result.problems.warnings, result)
 
 
-def inputs_fingerprint(root: Path, options: Options) -> str:
-    """A hash of everything a build reads: the same inputs always give the same bytes (a build is
-    reproducible), so a build whose inputs did not change has nothing to do."""
+def site_fingerprint(root: Path, drafts: bool = False) -> str:
+    """A hash of everything the site is read from (content, templates, static files, the config,
+    the git state of content/), of the day (embargoes) and of the generator's version: the same
+    site always gives the same pages, gate decisions and history."""
     from . import __version__
 
     root = root.resolve()
-    digest = hashlib.sha256(repr((__version__, options.bundles, options.drafts, options.strict, str(options.out),
-                                  build_date().isoformat(), os.environ.get("SOURCE_DATE_EPOCH"))).encode())
+    digest = hashlib.sha256(repr((__version__, drafts, build_date().isoformat(), os.environ.get("SOURCE_DATE_EPOCH"))).encode())
     git = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--", "content"], cwd=root, capture_output=True)
     digest.update(git.stdout)
     for folder in ("content", "templates", "static", CONFIG_FILE):
@@ -518,6 +520,13 @@ def inputs_fingerprint(root: Path, options: Options) -> str:
             elif path.is_file():
                 digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def inputs_fingerprint(site: str, options: Options) -> str:
+    """A hash of everything a build reads (`site`: its site_fingerprint) and of what it was asked
+    for: the same inputs always give the same bytes (a build is reproducible), so a build whose
+    inputs did not change has nothing to do."""
+    return hashlib.sha256(repr((site, options.bundles, options.strict, str(options.out))).encode()).hexdigest()
 
 
 def _entries(folder: Path) -> list[Path]:

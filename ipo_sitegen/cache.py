@@ -27,6 +27,16 @@ _SALT = repr((_FORMAT, __version__, markdown.__version__, pygments.__version__, 
               sorted(EXTENSION_CONFIGS.items(), key=str))).encode()
 
 
+def cache_folder(root: Path) -> Path:
+    """`root/.sitegen-cache`, made if missing, with a .gitignore that keeps all of it out of git."""
+    folder = root / CACHE_DIR
+    folder.mkdir(exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.is_file():
+        ignore.write_text("*\n")
+    return folder
+
+
 @lru_cache(maxsize=1 << 16)  # `serve` plans again after each save: most texts are the same strings again
 def render_key(folder: str, text: str) -> str:
     return hashlib.sha256(_SALT + b"\0" + folder.encode() + b"\0" + text.encode()).hexdigest()
@@ -43,10 +53,7 @@ class RenderCache:
     """Rendered bodies in one SQLite file: fast to open, safe with concurrent readers."""
 
     def __init__(self, root: Path) -> None:
-        folder = root / CACHE_DIR
-        folder.mkdir(exist_ok=True)
-        (folder / ".gitignore").write_text("*\n")
-        self.db = sqlite3.connect(folder / "render.sqlite", timeout=30)
+        self.db = sqlite3.connect(cache_folder(root) / "render.sqlite", timeout=30)
         self.db.execute("CREATE TABLE IF NOT EXISTS renders (key TEXT PRIMARY KEY, value BLOB)")
 
     def get_many(self, keys: list[str]) -> dict[str, Rendered]:

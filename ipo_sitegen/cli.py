@@ -141,12 +141,19 @@ def check(root, bundles, drafts, strict, jobs, quiet, verbose) -> None:
 @main.command(context_settings=CONTEXT)
 @click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False))
 @click.option("--root", type=click.Path(file_okay=False), help="Site folder (default: the current folder).")
-def audit(folders, root) -> None:
+@click.option("--no-cache", "no_cache", is_flag=True,
+              help="Work out the fingerprints and scan every file again, whatever .sitegen-cache/ remembers.")
+def audit(folders, root, no_cache) -> None:
     """Check built bundles for material above their tier (default: every bundle in build/).
 
     Each FOLDER is a built bundle such as build/public; its manifest.json says which bundle it is.
     Every file is scanned for titles, headings, sentences, URLs and attachments of pages and blocks
     the bundle may not show. Exit 1 on any leak. `sitegen build` runs this automatically.
+
+    What `sitegen build` worked out is reused while the site and the generator are the same:
+    the fingerprints (saved for the exact state of content/, templates, config and git), and the
+    verdict on each file whose bytes were found clean against them, which is then read and hashed
+    but not scanned again (.sitegen-cache/; --no-cache ignores it).
     """
     from .audit import audit_folders
     from .workers import default_workers
@@ -156,7 +163,7 @@ def audit(folders, root) -> None:
     if not paths:
         raise click.UsageError("no bundle to audit: build first (sitegen build) or pass a folder like build/public")
     try:
-        leaks, notes = audit_folders(site_root, paths, default_workers())
+        leaks, notes = audit_folders(site_root, paths, default_workers(), cached=not no_cache)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     except BuildError as exc:

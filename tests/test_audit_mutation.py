@@ -331,3 +331,49 @@ def test_fingerprints_made_over_worker_processes_are_the_same(good_site, monkeyp
         assert mine.phrases.hashes.tolist() == theirs.phrases.hashes.tolist(), bundle.name
         assert mine.phrases.origins.tolist() == theirs.phrases.origins.tolist(), bundle.name
         assert mine.hashes == theirs.hashes, bundle.name
+
+
+def test_audit_scans_again_only_the_files_changed_since_they_were_found_clean(site, monkeypatch):
+    from ipo_sitegen import audit
+
+    scanned: list[str] = []
+    scan_file = audit.Scanner.file
+    monkeypatch.setattr(audit.Scanner, "file", lambda self, name, *rest: scanned.append(name) or scan_file(self, name, *rest))
+    public = site / "build" / "public"
+    assert audit_folders(site, [public]) == ([], [])
+    assert scanned == []  # the build found every file clean with these fingerprints: only read and hashed
+    (public / "extra.html").write_text(f"<p>{ESCROW_SENTENCE}</p>", encoding="utf-8")
+    found, notes = audit_folders(site, [public])
+    assert scanned == ["extra.html"] and [leak.file for leak in found] == ["extra.html"], (scanned, found)
+    scanned.clear()
+    found, notes = audit_folders(site, [public], cached=False)
+    assert len(scanned) == len(list(public.rglob("*.*"))) and [leak.file for leak in found] == ["extra.html"]
+
+
+def test_a_verdict_is_not_reused_once_the_bundle_may_hold_less(site):
+    # The same bytes, found clean by the build, leak once their page is made registered: the audit
+    # must scan them again, not take the build's word for them.
+    assert run(["audit", "--root", site]).exit_code == 0
+    write(site, "content/guides/_index.md", page("Guides", "registered", "Guides for everyone."))
+    result = run(["audit", "--root", site, site / "build" / "public"])
+    output = result.stdout + result.stderr
+    assert result.exit_code == 1 and any(line.startswith("public/guides/") for line in leak_lines(output)), output
+
+
+def test_saved_fingerprints_are_the_ones_made_and_only_for_the_same_site(site):
+    from ipo_sitegen import audit
+    from ipo_sitegen.build import read_site, site_fingerprint
+
+    config, pages, gate, _ = read_site(site)
+    made = audit.Secrets(config, pages, gate).for_bundles(config.bundles)
+    key = site_fingerprint(site)
+    audit.SavedFingerprints(site, key).put(made)
+    names = [bundle.name for bundle in config.bundles]
+    loaded = audit.SavedFingerprints(site, key).get(names)
+    assert loaded is not None and len(made["public"].phrases.hashes) > 10
+    for name in names:
+        assert loaded[name].digest() == made[name].digest() and loaded[name].origins == made[name].origins
+    write(site, "content/guides/_index.md", page("Guides", "registered", "Guides for everyone."))
+    assert audit.SavedFingerprints(site, site_fingerprint(site)).get(names) is None  # another site state
+    (site / ".sitegen-cache" / "fingerprints.npz").write_bytes(b"not an archive")
+    assert audit.SavedFingerprints(site, key).get(names) is None
