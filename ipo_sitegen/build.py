@@ -480,6 +480,8 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     workers = options.jobs or default_workers()
     try:
         reporter.step(f"writing {', '.join(b.name for b in result.bundles)}")
+        if result.history is not None and not need_plan:
+            result.history.release_texts(result.bundles)
         fingerprints = partial(bundle_fingerprints, result, site_key) if options.audit else lambda: None
         counts, prints = write_bundles(result, staging, out, workers, fingerprints)
         if prints is not None:

@@ -434,6 +434,7 @@ class History:
             self._message_ranks: dict[int, int] = {}
             self.redactor = Redactor(config, site, gate, self._index)
         self.lineage = {path: revisions for path, revisions in self._revisions.items() if path in site.pages}
+        self._released = False  # see release_texts
         # Blobs whose text read_git left out because a clean file on disk holds it.
         self._on_disk = {revisions[-1].blob: path for path, revisions in self.lineage.items()
                          if path not in log.uncommitted and revisions[-1].blob not in log.blobs}
@@ -475,6 +476,8 @@ class History:
         return snap
 
     def _read_snapshot(self, blob: str, path: str) -> Snapshot:
+        if self._released:
+            raise RuntimeError(f"the history's texts were released before {path} at {blob[:12]} was read")
         text = self.log.blobs.get(blob)
         current = self.site.pages.get(self._on_disk.get(blob, ""))
         if text is None and current is not None:
@@ -548,6 +551,19 @@ class History:
     def hidden_messages(self, bundle: Bundle) -> list[tuple[str, str]]:
         """(commit, subject) of every commit whose message `bundle` may not show (for the audit)."""
         return [(c.sha[:12], c.subject) for i, c in enumerate(self.log.commits) if self.message_rank(i) > bundle.rank]
+
+    def release_texts(self, bundles: list[Bundle]) -> None:
+        """Work out everything a build asks of the history (each bundle's changes, every commit's
+        message rank), then let the texts of past revisions go: tens of megabytes on a large site,
+        which every forked worker would otherwise count as its own. Asking for anything that needs
+        a text after this is an error, never an empty answer. Not for `serve`, whose next edit
+        reads the history again."""
+        for bundle in bundles:
+            self.changes_for(bundle)
+        for index in range(len(self.log.commits)):
+            self.message_rank(index)
+        self._released = True
+        self.log.blobs.clear()  # (in place: read_git remembers the same dict, and fills it again when asked)
 
     # -- one bundle's view ------------------------------------------------------------------
     def changes_for(self, bundle: Bundle) -> dict[str, list[Change]]:

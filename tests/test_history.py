@@ -16,7 +16,7 @@ from ipo_sitegen.changes import diff_rows
 from ipo_sitegen import history as history_module
 from ipo_sitegen.history import read_git
 
-from helpers import check_links
+from helpers import check_links, read_tree
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONFIG = """\
@@ -370,3 +370,18 @@ def test_page_texts_read_by_several_git_processes_are_those_read_by_one(story: R
     several = read_git(story.root, use_cache=False).blobs
     assert len(one) >= 3 and several == one
     assert any("quorraplinth" in text for text in several.values())  # a past revision's text, from git
+
+
+def test_a_build_releases_the_texts_of_past_revisions_and_the_next_build_reads_them_again(story: Repo, tmp_path: Path) -> None:
+    from ipo_sitegen.build import plan
+
+    first = read_tree(built(story))
+    second = read_tree(built(story))  # same process: the texts released by the first are read again
+    assert first == second and any(name.startswith("public/changes/") for name in first)
+    result = plan(story.root, Options(jobs=1))
+    history = result.history
+    assert history is not None and result.log is not None and result.log.blobs
+    history.release_texts(result.bundles)
+    assert not result.log.blobs
+    with pytest.raises(RuntimeError, match="released"):
+        history.snapshot("0" * 40, "guide/never-read.md")  # a text asked for afterwards: an error, not an empty page
