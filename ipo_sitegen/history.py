@@ -19,6 +19,7 @@ import bisect
 import codecs
 import hashlib
 import mmap
+import os
 import pickle
 import posixpath
 import re
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from .cache import CACHE_DIR, cache_folder
 from .config import Bundle, Config
 from .content import Page, Site, section_of
 from .discover import parse_front_matter, quick_front_matter, split_front_matter
@@ -38,7 +40,6 @@ from .gate import Gate, Segment, effective_rank, parse_blocks, source_for
 from .markup import LinkIndex, resolve_target
 from .workers import default_workers
 
-CACHE_DIR = ".sitegen-cache"
 FORMAT = "%x1e%H%x1f%at%x1f%aN%x1f%s%x1f"
 _NULL_BLOB = "0" * 40
 _FRONT_MATTER_SPAN = 1024  # characters of a text in which its front matter usually closes (if not: split whole)
@@ -237,10 +238,12 @@ def read_git(root: Path, content: str = "content", use_cache: bool = True) -> Gi
     # to ask git for again than the whole cache is to write again.
     if use_cache and not cached:
         try:
-            cache.parent.mkdir(exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
+            tmp = cache_folder(root) / f".{cache.name}.{os.getpid()}.tmp"
             tmp.write_bytes(pickle.dumps((log.commits, log.blobs), protocol=pickle.HIGHEST_PROTOCOL))
             tmp.replace(cache)
+            for older in cache.parent.glob("history-*.pickle"):  # one per HEAD: tens of megabytes each on a large site
+                if older != cache:
+                    older.unlink(missing_ok=True)
         except OSError:
             pass  # a read-only checkout still builds, just without the cache
     return log

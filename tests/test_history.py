@@ -275,6 +275,9 @@ def test_history_cache_is_keyed_by_head(story: Repo) -> None:
     story.commit("Add a new page")
     second = read_git(story.root)
     assert second.head != first.head and len(second.commits) == len(first.commits) + 1
+    cache = list((story.root / ".sitegen-cache").glob("history-*.pickle"))
+    assert len(cache) == 1 and second.head in cache[0].name  # the last HEAD's only: the cache does not grow with every commit
+    assert (story.root / ".sitegen-cache" / ".gitignore").read_text() == "*\n"
 
 
 def test_uncommitted_page_has_no_date_and_is_reported(story: Repo) -> None:
