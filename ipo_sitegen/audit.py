@@ -747,19 +747,28 @@ def _js_decoded(literal: str) -> str:
         return literal
 
 
+def _kind(name: str) -> str:
+    """How a file is decoded, by its name: as markup, JSON, script or text. The same bytes can hold
+    a leak under one name and not another (JSON escapes in a .txt), so a verdict is on both."""
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if suffix in ("html", "htm", "xml", "svg", "xhtml", "rss", "atom"):
+        return "markup"
+    return "json" if suffix == "json" else "script" if suffix in ("js", "mjs") else "text"
+
+
 def _units(name: str, data: bytes) -> tuple[list[str], list[str]]:
     """Decode a bundle file into the strings a reader or a script could get out of it: (raw HTML
     pieces, for `_decode_pieces`; strings already decoded)."""
     text = data.decode("utf-8", errors="replace")
-    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if suffix in ("html", "htm", "xml", "svg", "xhtml", "rss", "atom"):
+    kind = _kind(name)
+    if kind == "markup":
         return _html_units(text)
-    if suffix == "json":
+    if kind == "json":
         try:
             return [], [t for value in _json_strings(json.loads(text)) for t in _markup_text(value)]
         except ValueError:
             return [], [text]
-    if suffix in ("js", "mjs"):
+    if kind == "script":
         return [], _script_strings(text)
     return [], _markup_text(text)
 
@@ -797,8 +806,8 @@ class Scanner:
         self.prints: Fingerprints | None = None
         self.clean: set[int] = set()  # hashes of segments of text
         self.clean_pieces: set[int] = set()  # hashes of raw HTML pieces
-        self.clean_files: set[str] = set()
-        self._queue: list[tuple[str, str, str, list[str], list[int], list[int]]] = []  # (bundle, file, digest, segments, their hashes, its new pieces' hashes)
+        self.clean_files: set[str] = set()  # "SHA-256:kind" of files found clean (see _kind)
+        self._queue: list[tuple[str, str, str, list[str], list[int], list[int]]] = []  # (bundle, file, verdict key, segments, their hashes, its new pieces' hashes)
         self._queued: set[int] = set()  # hashes of the segments in the queue's text
         self._text: list[str] = []
         self._size = 0
@@ -818,7 +827,8 @@ class Scanner:
         if digest in prints.hashes:
             origin = prints.hashes[digest]
             leaks.append(Leak(bundle, name, f"file with SHA-256 {digest[:16]}…", origin, "attachment"))
-        if digest in self.clean_files or b"\x00" in data[:1024] or prints.empty:
+        verdict = f"{digest}:{_kind(name)}"  # (what clean_files holds)
+        if verdict in self.clean_files or b"\x00" in data[:1024] or prints.empty:
             return leaks  # binary, or nothing to look for: the hash check above is all that applies
         pieces, segments = _units(name, data)
         new = {key: piece for key, piece in zip(map(hash, pieces), pieces) if key not in self.clean_pieces}
@@ -829,9 +839,9 @@ class Scanner:
         if not fresh and not any(key in self._queued for key in keys):
             self.clean_pieces.update(new)
             if not leaks:
-                self.clean_files.add(digest)
+                self.clean_files.add(verdict)
             return leaks
-        self._queue.append((bundle, name, "" if leaks else digest, segments, keys, list(new)))
+        self._queue.append((bundle, name, "" if leaks else verdict, segments, keys, list(new)))
         self._queued.update(map(hash, fresh))
         self._text += fresh
         self._size += sum(map(len, fresh))
@@ -845,11 +855,11 @@ class Scanner:
             return []
         assert self.prints is not None
         if not self.prints.any(word_keys(normalised(_PHRASE_END.join(text)))[0]):
-            for _, _, digest, _, keys, pieces in queue:
+            for _, _, verdict, _, keys, pieces in queue:
                 self.clean.update(keys)
                 self.clean_pieces.update(pieces)
-                if digest:
-                    self.clean_files.add(digest)
+                if verdict:
+                    self.clean_files.add(verdict)
             return []
         return [leak for bundle, name, _, segments, keys, pieces in queue for leak in self._check(bundle, name, segments, keys, pieces)]
 
@@ -891,7 +901,7 @@ class ScanJob(NamedTuple):
     prints: Fingerprints
     names: list[str]  # the files to scan
     manifest: dict[str, str] | None = None  # name -> the SHA-256 each should have (`sitegen audit`)
-    clean: frozenset[str] = frozenset()  # SHA-256 of files found clean before with the same fingerprints
+    clean: frozenset[str] = frozenset()  # "SHA-256:kind" of files found clean before with the same fingerprints
 
 
 _jobs: list[ScanJob] = []  # what forked workers scan (inherited, not pickled: fingerprints are large)
@@ -900,8 +910,8 @@ _jobs: list[ScanJob] = []  # what forked workers scan (inherited, not pickled: f
 def _scan_share(share: tuple[int, int]) -> tuple[list[Leak], list[str], dict[str, set[str]]]:
     """Scan the files that fall in one share (by a hash of their path, the same in every bundle, so
     that a page's copies in several bundles meet the same scanner): the leaks, the files that
-    differ from their manifest, and the SHA-256 of each bundle's files that were scanned or known
-    clean."""
+    differ from their manifest, and the verdict keys ("SHA-256:kind") of each bundle's files that
+    were scanned or known clean."""
     number, shares = share
     if shares > 1:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -925,8 +935,9 @@ def _scan_share(share: tuple[int, int]) -> tuple[list[Leak], list[str], dict[str
                 digest = hashlib.sha256(data).hexdigest()
                 if manifest is not None and name in manifest and manifest[name] != digest:
                     changed.append(f"{folder.name}/{name}")
-                digests.add(digest)
-                if digest not in clean:
+                verdict = f"{digest}:{_kind(name)}"
+                digests.add(verdict)
+                if verdict not in clean:
                     leaks += scanner.file(name, data, bundle.name, digest)
         leaks += scanner.flush()
     return leaks, changed, seen
@@ -939,11 +950,12 @@ class CleanFiles:
     """The files the audit found clean, by bundle, with the digest of the fingerprints it looked
     for, in `.sitegen-cache/` (safe to delete).
 
-    A verdict depends only on a file's bytes, the fingerprints and the audit's code (all in the
-    digests), so a file found clean is not scanned again while they stay the same: a rebuild after
-    a small change scans the files that changed, and `sitegen audit` right after `sitegen build`
-    reads and hashes every file but scans none of them again. Any change to what a bundle must not
-    hold, or to this module, means a full scan. A bundle in which a leak was found is not remembered."""
+    A verdict depends only on a file's bytes, how its name says to decode it (see _kind), the
+    fingerprints and the generator's code (all in the keys), so a file found clean is not scanned
+    again while they stay the same: a rebuild after a small change scans the files that changed,
+    and `sitegen audit` right after `sitegen build` reads and hashes every file but scans none of
+    them again. Any change to what a bundle must not hold, or to the code, means a full scan. A
+    bundle in which a leak was found is not remembered."""
 
     def __init__(self, root: Path) -> None:
         self.root = root

@@ -377,3 +377,17 @@ def test_saved_fingerprints_are_the_ones_made_and_only_for_the_same_site(site):
     assert audit.SavedFingerprints(site, site_fingerprint(site)).get(names) is None  # another site state
     (site / ".sitegen-cache" / "fingerprints.npz").write_bytes(b"not an archive")
     assert audit.SavedFingerprints(site, key).get(names) is None
+
+
+def test_the_same_bytes_are_judged_again_under_a_name_that_decodes_them_otherwise(site):
+    # JSON escapes hide the sentence from a reader of the .txt file but not from a script loading
+    # the .json one: a verdict on the bytes as text must not clear them as JSON.
+    words = ESCROW_SENTENCE.split()[1:9]
+    escaped = " ".join(f"\\u{ord(word[0]):04x}{word[1:]}" for word in words)
+    data = f'{{"note": "{escaped}"}}'.encode()
+    public = site / "build" / "public"
+    (public / "a.txt").write_bytes(data)
+    assert audit_folders(site, [public])[0] == []  # clean as text, and remembered so
+    (public / "b.json").write_bytes(data)
+    found, _ = audit_folders(site, [public])
+    assert [leak.file for leak in found] == ["b.json"], found
