@@ -38,7 +38,7 @@ from .discover import parse_front_matter, quick_front_matter, split_front_matter
 from .errors import Problems
 from .gate import Gate, Segment, effective_rank, parse_blocks, source_for
 from .markup import LinkIndex, resolve_target
-from .workers import default_workers
+from .workers import collector_paused, default_workers
 
 FORMAT = "%x1e%H%x1f%at%x1f%aN%x1f%s%x1f"
 _NULL_BLOB = "0" * 40
@@ -216,7 +216,8 @@ def read_git(root: Path, content: str = "content", use_cache: bool = True) -> Gi
     if not cached:
         raw = _git(root, "log", "--first-parent", "--diff-merges=first-parent", "-M", "--raw", "--no-abbrev", "-z",
                    f"--format={FORMAT}", "HEAD", "--", content)
-        log.commits = _parse_log(raw.stdout, prefix)
+        with collector_paused():  # (thousands of commits and changes, kept: see workers.collector_paused)
+            log.commits = _parse_log(raw.stdout, prefix)
     head_blobs: dict[str, str | None] = {}
     for commit in log.commits:
         for c in commit.changes:
@@ -427,7 +428,8 @@ class History:
             self._timeline, self._revisions = earlier._timeline, earlier._revisions
             self._snapshots, self._ranks = earlier._snapshots, earlier._ranks
         else:
-            self._timeline, self._revisions = self._follow()
+            with collector_paused():
+                self._timeline, self._revisions = self._follow()
             self._snapshots: dict[str, Snapshot] = {}
             self._ranks: dict[tuple[str, int], int] = {}
         if earlier is not None and self._snapshots is earlier._snapshots and earlier._decisions == self._decisions:
@@ -572,7 +574,8 @@ class History:
     def changes_for(self, bundle: Bundle) -> dict[str, list[Change]]:
         """Each visible page's changes as `bundle` may see them, oldest first (computed once)."""
         if bundle.name not in self._views:
-            self._views[bundle.name] = self._changes_for(bundle, self.gate.pages_for(bundle))
+            with collector_paused():  # (a change for every revision a bundle shows, kept)
+                self._views[bundle.name] = self._changes_for(bundle, self.gate.pages_for(bundle))
             self._earlier_views.pop(bundle.name, None)  # taken over: the earlier views may go
         return self._views[bundle.name]
 
