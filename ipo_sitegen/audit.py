@@ -28,6 +28,7 @@ import unicodedata
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 from urllib.parse import unquote
@@ -132,13 +133,15 @@ class Leak:
 
 INVISIBLE = 1 << 30  # the "rank" of material that no bundle shows (drafts, embargoed pages)
 
-# What the audit's saved results depend on besides the site and the files: the generator's code (all
-# of it: how a site is read and gated decides the fingerprints, this module the verdicts), and the
-# Unicode and numeric libraries that decoding and hashing use.
-_CODE_VERSION = hashlib.sha256(b"".join(
-    path.relative_to(Path(__file__).parent).as_posix().encode() + b"\0" + path.read_bytes()
-    for path in sorted(Path(__file__).parent.rglob("*")) if path.is_file() and "__pycache__" not in path.parts
-) + repr((sys.version, unicodedata.unidata_version, np.__version__)).encode()).digest()
+@lru_cache(maxsize=1)
+def _code_version() -> bytes:
+    """What the audit's saved results depend on besides the site and the files: the generator's
+    code (all of it: how a site is read and gated decides the fingerprints, this module the
+    verdicts), and the Unicode and numeric libraries that decoding and hashing use."""
+    package = Path(__file__).parent
+    files = (path for path in sorted(package.rglob("*")) if path.is_file() and "__pycache__" not in path.parts)
+    return hashlib.sha256(b"".join(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() for path in files)
+                          + repr((sys.version, unicodedata.unidata_version, np.__version__)).encode()).digest()
 
 
 # Phrase hashing. Each word gets a 64-bit key, a mixed polynomial hash of its characters; a phrase
@@ -312,7 +315,7 @@ class Fingerprints:
     def digest(self) -> str:
         """Everything a file's verdict depends on besides its bytes: the phrases and attachments
         looked for, and the code that looks (see CleanFiles)."""
-        digest = hashlib.sha256(_CODE_VERSION)
+        digest = hashlib.sha256(_code_version())
         digest.update(self.phrases.hashes.tobytes())
         digest.update(self.phrases.lengths.astype(np.uint8).tobytes())
         digest.update("\n".join(sorted(self.hashes)).encode())
@@ -1021,7 +1024,7 @@ class SavedFingerprints:
 
     def __init__(self, root: Path, site: str) -> None:
         self.path = root / CACHE_DIR / "fingerprints.npz"
-        self.key = hashlib.sha256(site.encode() + _CODE_VERSION).hexdigest()
+        self.key = hashlib.sha256(site.encode() + _code_version()).hexdigest()
 
     def get(self, bundles: list[str]) -> dict[str, Fingerprints] | None:
         try:
