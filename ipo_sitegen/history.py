@@ -142,7 +142,7 @@ def _read_blobs(root: Path, shas: list[str]) -> dict[str, str]:
             request, output = stack.enter_context(tempfile.TemporaryFile()), stack.enter_context(tempfile.TemporaryFile())
             request.write(("\n".join(shas[part::parts]) + "\n").encode())
             request.seek(0)
-            outputs.append((output, subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=request, stdout=output)))
+            outputs.append((output, stack.enter_context(subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=request, stdout=output))))
         blobs: dict[str, str] = {}
         for output, process in outputs:
             process.wait()
