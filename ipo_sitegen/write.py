@@ -93,10 +93,19 @@ def manifest_files(folder: Path) -> dict[str, str]:
     return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["files"]
 
 
+# The manifest line of each (file, SHA-256) written lately: `serve` writes three manifests of
+# thousands of files after every save, and all but a few lines are the ones it wrote the last time.
+_LINES: dict[tuple[str, str], str] = {}
+_MAX_LINES = 1 << 20  # then the memo starts again (a long `serve` session adds a few lines per save)
+
+
 def manifest_text(bundle: str, tier: str, hashes: dict[str, str]) -> str:
     """`json.dumps({"bundle", "tier", "files" sorted}, indent=1)` and a newline, written by hand:
     with an indent, json encodes in Python, and `serve` writes manifests of tens of thousands of files on every edit."""
-    files = ",\n".join(f"  {json_string(path)}: {json_string(digest)}" for path, digest in sorted(hashes.items()))
+    if len(_LINES) > _MAX_LINES:
+        _LINES.clear()
+    lines = [_LINES.get(item) or _LINES.setdefault(item, f"  {json_string(item[0])}: {json_string(item[1])}") for item in sorted(hashes.items())]
+    files = ",\n".join(lines)
     body = f"{{\n{files}\n }}" if files else "{}"
     return f'{{\n "bundle": {json_string(bundle)},\n "tier": {json_string(tier)},\n "files": {body}\n}}\n'
 
