@@ -35,7 +35,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from .cache import CACHE_DIR, cache_folder
+from .cache import CACHE_DIR, replacing
 from .config import Bundle, Config, load_config
 from .content import Site
 from .errors import Problem
@@ -822,15 +822,15 @@ class Scanner:
             self.clean, self.clean_pieces, self.clean_files = set(), set(), set()
         self.prints = prints
 
-    def file(self, name: str, data: bytes, bundle: str, digest: str) -> list[Leak]:
-        """Check one file (`digest`: its SHA-256), or queue it: the leaks found now (one per origin and kind)."""
+    def file(self, name: str, data: bytes, bundle: str, digest: str, verdict: str) -> list[Leak]:
+        """Check one file (`digest`: its SHA-256; `verdict`: "SHA-256:kind", see _kind), or queue
+        it: the leaks found now (one per origin and kind)."""
         prints = self.prints
         assert prints is not None
         leaks = []
         if digest in prints.hashes:
             origin = prints.hashes[digest]
             leaks.append(Leak(bundle, name, f"file with SHA-256 {digest[:16]}…", origin, "attachment"))
-        verdict = f"{digest}:{_kind(name)}"  # (what clean_files holds)
         if verdict in self.clean_files or b"\x00" in data[:1024] or prints.empty:
             return leaks  # binary, or nothing to look for: the hash check above is all that applies
         pieces, segments = _units(name, data)
@@ -941,7 +941,7 @@ def _scan_share(share: tuple[int, int]) -> tuple[list[Leak], list[str], dict[str
                 verdict = f"{digest}:{_kind(name)}"
                 digests.add(verdict)
                 if verdict not in clean:
-                    leaks += scanner.file(name, data, bundle.name, digest)
+                    leaks += scanner.file(name, data, bundle.name, digest, verdict)
         leaks += scanner.flush()
     return leaks, changed, seen
 
@@ -974,13 +974,8 @@ class CleanFiles:
         return frozenset(lines[1:]) if lines[0] == prints else frozenset()
 
     def put(self, bundle: str, prints: str, digests: set[str]) -> None:
-        try:
-            target = self._file(bundle)
-            temporary = cache_folder(self.root) / f".{target.name}.{os.getpid()}.tmp"
+        with replacing(self.root, self._file(bundle).name) as temporary:
             temporary.write_text("\n".join([prints, *sorted(digests)]), encoding="ascii")
-            temporary.replace(target)
-        except OSError:
-            pass  # a read-only checkout is still audited, only not remembered
 
 
 def scan_bundles(jobs: list[ScanJob], workers: int = 1, verdicts: CleanFiles | None = None) -> list[Leak]:
@@ -1044,12 +1039,8 @@ class SavedFingerprints:
         origins = next(iter(prints.values())).origins  # (one list for all bundles: Secrets')
         notes = {"key": self.key, "origins": origins, "attachments": {name: p.hashes for name, p in prints.items()}}
         arrays = {f"{name}.{part}": getattr(p.phrases, part) for name, p in prints.items() for part in ("hashes", "lengths", "origins")}
-        try:
-            temporary = cache_folder(self.path.parent.parent) / f".fingerprints.{os.getpid()}.tmp.npz"
+        with replacing(self.path.parent.parent, self.path.name) as temporary:
             np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
-            temporary.replace(self.path)
-        except OSError:
-            pass  # a read-only checkout is still audited, only not remembered
 
 
 def bundle_fingerprints(plan, site: str | None = None) -> dict[str, Fingerprints]:

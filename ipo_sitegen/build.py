@@ -27,7 +27,7 @@ from jinja2 import TemplateError, TemplateSyntaxError
 
 from . import links
 from .audit import CleanFiles, ScanJob, bundle_files, bundle_fingerprints, scan_bundles
-from .cache import CACHE_DIR, RenderCache, render_key, still_valid
+from .cache import CACHE_DIR, RenderCache, render_key, replacing, still_valid
 from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, history_url
 from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
 from .content import Page, Site
@@ -579,10 +579,6 @@ def _intact(folder: Path, files: dict[str, str], workers: int) -> bool:
 
 
 def _remember_output(root: Path, fingerprint: str, out: Path, pages: dict[str, int], warnings: list[Problem]) -> None:
-    try:
-        target = _last_build_file(root)
-        target.parent.mkdir(exist_ok=True)
-        target.write_text(json.dumps({"fingerprint": fingerprint, "out": str(out), "pages": pages,
-                                      "warnings": [list(astuple(w)) for w in warnings]}), encoding="utf-8")
-    except OSError:
-        pass
+    with replacing(root.resolve(), _last_build_file(root).name) as temporary:
+        temporary.write_text(json.dumps({"fingerprint": fingerprint, "out": str(out), "pages": pages,
+                                         "warnings": [list(astuple(w)) for w in warnings]}), encoding="utf-8")

@@ -10,8 +10,11 @@ change the output, only skip work.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +38,20 @@ def cache_folder(root: Path) -> Path:
     if not ignore.is_file():
         ignore.write_text("*\n")
     return folder
+
+
+@contextmanager
+def replacing(root: Path, name: str) -> Iterator[Path]:
+    """A temporary path in the cache folder for the block to write; when the block ends, it
+    replaces `name` there whole (no reader sees half a file). A file system that refuses (a
+    read-only checkout) only means nothing is remembered: the error goes no further."""
+    try:
+        target = cache_folder(root) / name
+        temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")  # (same suffix: numpy keeps .npz)
+        yield temporary
+        temporary.replace(target)
+    except OSError:
+        pass
 
 
 @lru_cache(maxsize=1 << 16)  # `serve` plans again after each save: most texts are the same strings again

@@ -19,7 +19,6 @@ import bisect
 import codecs
 import hashlib
 import mmap
-import os
 import pickle
 import posixpath
 import re
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .cache import CACHE_DIR, cache_folder
+from .cache import CACHE_DIR, replacing
 from .config import Bundle, Config
 from .content import Page, Site, section_of
 from .discover import parse_front_matter, quick_front_matter, split_front_matter
@@ -238,15 +237,11 @@ def read_git(root: Path, content: str = "content", use_cache: bool = True) -> Gi
     # Once cached, only the committed texts of files modified since are wanted: a few texts, cheaper
     # to ask git for again than the whole cache is to write again.
     if use_cache and not cached:
-        try:
-            tmp = cache_folder(root) / f".{cache.name}.{os.getpid()}.tmp"
-            tmp.write_bytes(pickle.dumps((log.commits, log.blobs), protocol=pickle.HIGHEST_PROTOCOL))
-            tmp.replace(cache)
+        with replacing(root, cache.name) as temporary:
+            temporary.write_bytes(pickle.dumps((log.commits, log.blobs), protocol=pickle.HIGHEST_PROTOCOL))
             for older in cache.parent.glob("history-*.pickle"):  # one per HEAD: tens of megabytes each on a large site
                 if older != cache:
                     older.unlink(missing_ok=True)
-        except OSError:
-            pass  # a read-only checkout still builds, just without the cache
     return log
 
 
