@@ -78,12 +78,11 @@ def diff_rows(before: str, after: str) -> list[DiffRow]:
             keep_head = 0 if i1 == j1 == 0 else CONTEXT  # (context after lines inserted at the top too)
             keep_tail = 0 if (i2, j2) == (len(old), len(new)) else CONTEXT
             hidden = i2 - i1 - keep_head - keep_tail
-            if hidden > 1:  # (folding one line would not save a row)
-                rows += [DiffRow("equal", i1 + k + 1, j1 + k + 1, old[i1 + k]) for k in range(keep_head)]
-                rows.append(DiffRow("fold", None, None, f"{hidden} unchanged lines"))
-                rows += [DiffRow("equal", i1 + k + 1, j1 + k + 1, old[i1 + k]) for k in range(i2 - i1 - keep_tail, i2 - i1)]
-            else:
-                rows += [DiffRow("equal", i1 + k + 1, j1 + k + 1, old[i1 + k]) for k in range(i2 - i1)]
+            shown = [range(keep_head), range(i2 - i1 - keep_tail, i2 - i1)] if hidden > 1 else [range(i2 - i1)]  # (folding one line would not save a row)
+            for number, lines in enumerate(shown):
+                if number:
+                    rows.append(DiffRow("fold", None, None, f"{hidden} unchanged lines"))
+                rows += [DiffRow("equal", i1 + k + 1, j1 + k + 1, old[i1 + k]) for k in lines]
             continue
         rows += [DiffRow("delete", i1 + k + 1, None, old[i1 + k]) for k in range(i2 - i1)]
         rows += [DiffRow("insert", None, j1 + k + 1, new[j1 + k]) for k in range(j2 - j1)]

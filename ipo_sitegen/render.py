@@ -126,9 +126,10 @@ class ThemeRenderer:
         here = page.url
         sidebar = self.nav.sidebar(page)
         previous, following = self.nav.neighbours(page)
-        children = [self.view(p, here) for p in self.nav.children_of(page)]
+        kids = self.nav.children_of(page)
+        children = [self.view(p, here) for p in kids]
         if page.is_home:  # (its sidebar lists its children, with hrefs relative to the home page)
-            views = SectionViews({p.source: v for p, v in zip(self.nav.children_of(page), children)}, [], None)
+            views = SectionViews({p.source: v for p, v in zip(kids, children)}, [], None)
         else:
             views = self.section_views(page)
         own = self.view(page, here, labels=True)
