@@ -21,7 +21,7 @@ from dataclasses import astuple, dataclass, field
 from functools import cached_property, lru_cache, partial
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import AbstractSet, Callable, TypeVar
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
@@ -39,7 +39,7 @@ from .markup import LinkIndex, Rendered, pygments_css, render_all
 from .nav import Navigation
 from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
 from .report import Reporter
-from .search import write_search
+from .search import SearchIndex, write_search
 from .workers import default_workers, forking
 from .write import BundleWriter, clean_stale_staging, discard, manifest_files, staging_folder, swap_in
 
@@ -68,6 +68,9 @@ class Plan:
     renders: dict[str, Rendered] = field(default_factory=dict)  # render key -> body
     attachments: dict[str, set[str]] = field(default_factory=dict)  # bundle -> attachment sources
     log: GitLog | None = None
+    # Each bundle's search index as written, kept only when asked for (`serve` updates it after an
+    # edit); a plan that keeps them has its search indexes made in this process, not a forked one.
+    search: dict[str, SearchIndex] | None = None
 
     @cached_property
     def history(self) -> History | None:
@@ -310,11 +313,15 @@ class BundleOutput:
         for source in sorted(self.result.attachments[self.bundle.name]):
             self.writer.copy(self.result.site.attachments[source].url, self.config.content_dir / source)
 
-    def search(self) -> None:
+    def search(self, previous: SearchIndex | None = None, changed: AbstractSet[str] = frozenset()) -> None:
+        """The search index; with `previous`, updated from it for the pages of `changed` (see write_search)."""
         dates = {s: items[-1].commit.time for s, items in self.views.changes.items() if items}
         # Each body is made when the index reads it and then dropped: a large bundle's bodies at once
         # would be a hundred megabytes or more.
-        write_search(self.writer, self.theme, self.pages, {p.source: partial(self.body, p) for p in self.pages}, dates)
+        index = write_search(self.writer, self.theme, self.pages, {p.source: partial(self.body, p) for p in self.pages}, dates,
+                             previous, changed)
+        if self.result.search is not None:
+            self.result.search[self.bundle.name] = index
 
     def lists(self) -> None:
         self.writer.write("sitemap.xml", self.theme.sitemap(self.pages))
@@ -350,8 +357,8 @@ _writing: tuple[Plan, Path, Path] | None = None  # what forked writers work on (
 
 
 def _write_part(task: tuple[str | None, int, int]) -> tuple[list[tuple[str, dict[str, str]]], Problem | None]:
-    """One part of the writing, in a worker: (bundle, hashes of the files written) for each bundle
-    it wrote into, and a template error.
+    """One part of the writing, in a worker (or in this process: see Plan.search): (bundle, hashes
+    of the files written) for each bundle it wrote into, and a template error.
 
     A task (bundle, number, shares) writes every `shares`-th page of the bundle from the
     `number`-th, with their history. The task (None, …) writes the files made from all pages at once
@@ -360,7 +367,6 @@ def _write_part(task: tuple[str | None, int, int]) -> tuple[list[tuple[str, dict
     assert _writing is not None
     result, staging, out = _writing
     name, number, shares = task
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     written = []
     for bundle in sorted(result.bundles, key=lambda b: b.rank):
         if name is None or bundle.name == name:
@@ -390,8 +396,9 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     and what `meanwhile` returns.
 
     A large site is written by forked processes: each bundle's pages (with their history) in
-    PAGE_SHARES shares per worker, and the lists, feeds and search indexes of all bundles as one more part; `meanwhile` runs in
-    this process while they write (the audit prepares its fingerprints there)."""
+    PAGE_SHARES shares per worker, and the lists, feeds and search indexes of all bundles as one
+    more part (in this process when the plan keeps its search indexes); `meanwhile` runs in this
+    process while they write (the audit prepares its fingerprints there)."""
     counts = {b.name: len(result.gate.pages_for(b)) for b in result.bundles}
     if workers <= 1 or sum(counts.values()) < PARALLEL_PAGES:
         for bundle in result.bundles:
@@ -404,14 +411,17 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
         for bundle in result.bundles:
             result.history.changes_for(bundle)  # computed once, here, rather than in every worker
     shares = PAGE_SHARES * workers  # small parts: no process waits long for the last one
-    tasks: list[tuple[str | None, int, int]] = [(None, 0, 0)]  # the longest part first
-    tasks += [(b.name, n, shares) for b in result.bundles for n in range(shares)]
+    shared: list[tuple[str | None, int, int]] = [(None, 0, 0)]  # the longest part: first
+    tasks = [(b.name, n, shares) for b in result.bundles for n in range(shares)]
+    here = shared if result.search is not None else []
     _writing = (result, staging, out)
     try:
-        with forking(), multiprocessing.get_context("fork").Pool(workers) as pool:
-            pending = pool.map_async(_write_part, tasks, chunksize=1)
+        # (Ctrl-C is the parent's to handle: workers ignore it)
+        with forking(), multiprocessing.get_context("fork").Pool(workers, signal.signal, (signal.SIGINT, signal.SIG_IGN)) as pool:
+            pending = pool.map_async(_write_part, tasks if here else shared + tasks, chunksize=1)
+            parts = [_write_part(task) for task in here]
             extra = meanwhile()
-            parts = pending.get()
+            parts += pending.get()
     finally:
         _writing = None
     errors = [problem for _, problem in parts if problem is not None]
@@ -480,7 +490,9 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     workers = options.jobs or default_workers()
     try:
         reporter.step(f"writing {', '.join(b.name for b in result.bundles)}")
-        if result.history is not None and not need_plan:
+        if need_plan:
+            result.search = {}  # `serve` updates them after an edit
+        elif result.history is not None:
             result.history.release_texts(result.bundles)
         fingerprints = partial(bundle_fingerprints, result, site_key) if options.audit else lambda: None
         counts, prints = write_bundles(result, staging, out, workers, fingerprints)

@@ -45,7 +45,9 @@ class LiveBuild:
         self.out = options.out or self.root / "build"
         self.options.out = self.out
         self.last: Plan | None = None
-        self.pending: tuple[Plan, dict[str, set[str]], set[str]] | None = None  # to settle: plan, files written by bundle, bundles whose search index is stale
+        # To settle: the plan, the files written by bundle, the bundles whose search index is stale,
+        # and the pages changed since their index was written.
+        self.pending: tuple[Plan, dict[str, set[str]], set[str], set[str]] | None = None
         self.facts: dict[str, PageFacts] = {}
         self.manifests: dict[str, dict[str, str]] = {}  # bundle -> its manifest's files, as this process last wrote them
 
@@ -126,24 +128,27 @@ class LiveBuild:
             self._finish(writer, bundle.name, bundle.tier)
             written[bundle.name] = set(writer.written)
         stale = {b.name for b in new.bundles} if work.search else set()
+        changed_pages = set(work.pages)
         if self.pending is not None:  # an update that was not settled: its files still need the audit
-            _, unaudited, unindexed = self.pending
+            _, unaudited, unindexed, unindexed_pages = self.pending
             for name, names in unaudited.items():
                 written.setdefault(name, set()).update(names)
             stale |= unindexed
-        self.pending = (new, written, stale)
+            changed_pages |= unindexed_pages
+        new.search = old.search  # (brought up to date by settle())
+        self.pending = (new, written, stale, changed_pages)
         self.last, self.facts = new, facts
         return work
 
     def settle(self, interrupted: Callable[[], bool] = lambda: False) -> bool:
         """The second half of an update, after open pages have been told to reload: the search
-        index (rebuilt from every page) and the audit of every file the update wrote.
+        index (updated for the pages that changed) and the audit of every file the update wrote.
 
         It takes seconds on a large site, so `serve` lets a new save interrupt it between steps:
         then it returns False, and what is left is settled with the next update's."""
         if self.pending is None:
             return True
-        new, written, stale = self.pending
+        new, written, stale, changed_pages = self.pending
         # In this process, not forked ones: serve runs this beside its server's threads.
         secrets = Secrets(new.config, new.site, new.gate, new.history)
         if interrupted():
@@ -154,7 +159,7 @@ class LiveBuild:
                 return False
             if bundle.name in stale:
                 writer = self._writer(bundle.name)
-                BundleOutput(new, bundle, writer).search()
+                BundleOutput(new, bundle, writer).search((new.search or {}).get(bundle.name), changed_pages)
                 self._finish(writer, bundle.name, bundle.tier)
                 written.setdefault(bundle.name, set()).update(writer.written)
                 stale.discard(bundle.name)

@@ -15,6 +15,7 @@ import pytest
 from helpers import read_tree
 from test_history import Repo, page, story  # noqa: F401 - story is a fixture
 
+from ipo_sitegen import build
 from ipo_sitegen.build import Options
 from ipo_sitegen.live import LiveBuild
 
@@ -40,11 +41,13 @@ EDITS = [
 ]
 
 
-@pytest.mark.parametrize("steps", [len(EDITS)], ids=["all edits in a row"])
-def test_each_update_leaves_the_output_of_a_full_build(story: Repo, tmp_path: Path, steps: int) -> None:  # noqa: F811
-    live = LiveBuild(story.root, Options(out=tmp_path / "served", jobs=1))
+@pytest.mark.parametrize("jobs", [1, 2], ids=["one process", "forked writers"])
+def test_each_update_leaves_the_output_of_a_full_build(story: Repo, tmp_path: Path, jobs: int, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setattr(build, "PARALLEL_PAGES", 1)  # the story's few pages written as a large site's are
+    live = LiveBuild(story.root, Options(out=tmp_path / "served", jobs=jobs))
     live.full()
-    for number, (what, path, text) in enumerate(EDITS[:steps]):
+    assert live.last is not None and live.last.search is not None and live.last.search.keys() == {"public", "restricted", "internal"}
+    for number, (what, path, text) in enumerate(EDITS):
         story.write(path, text)
         work = live.update({str(story.root / "content" / path)})
         assert not work.full, what

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from ipo_sitegen.search import (_GAP, BODY, HEADING, LABEL, SUMMARY, TITLE, Entry, Posting, body_blocks, build_index,
                                 decode_numbers, decode_postings, encode_numbers, encode_postings, excerpt, fields, fold,
-                                shard_name, shard_of, tokenize, word_stream)
+                                shard_name, shard_of, tokenize, update_index, word_stream)
 
 
 def _payload(script: str) -> list:
@@ -286,6 +286,57 @@ def test_the_same_pages_give_the_same_bytes_in_any_order():
     second = build_index(shuffled, shard_bytes=5_000)
     assert first.files == second.files and first.version == second.version
     assert build_index(corpus[1:], shard_bytes=5_000).version != first.version
+
+
+def _edited(entry: Entry, rng: random.Random, vocabulary: list[str]) -> Entry:
+    """The entry after a random edit of its body, title, summary or labels."""
+    words = re.findall(r"\S+", re.sub("<[^>]+>", " ", entry.html))
+    kind = rng.choice(["add", "drop", "swap", "empty", "title", "summary", "labels", "heading"])
+    if kind == "add":
+        words.insert(rng.randrange(len(words) + 1), rng.choice(vocabulary + ["brandnewterm", "zz9"]))
+    elif kind == "drop" and words:
+        gone = rng.choice(words)  # every occurrence: the page leaves the term's postings
+        words = [w for w in words if w != gone]
+    elif kind == "swap" and words:
+        words[rng.randrange(len(words))] = rng.choice(vocabulary)
+    elif kind == "empty":
+        words = []
+    html = f"<p>{' '.join(words)}</p>" if words else ""
+    if kind == "heading":
+        html = f"<h2>{rng.choice(vocabulary)}</h2>" + html
+    title = f"{entry.title} {rng.choice(vocabulary)}" if kind == "title" else entry.title
+    summary = rng.choice(vocabulary) if kind == "summary" else entry.summary
+    labels = (rng.choice(["alpha", "gamma", "delta"]),) if kind == "labels" else entry.labels
+    return Entry(entry.source, entry.url, title, html, summary, labels, entry.tier, entry.parent, entry.date)
+
+
+def test_an_index_updated_after_edits_has_the_bytes_of_one_built_anew():
+    rng = random.Random(5)
+    corpus = _corpus(120)
+    vocabulary = sorted({w for e in corpus for w in re.findall(r"\w+", e.html)})
+    index = build_index(corpus, shard_bytes=4_000)
+    for _ in range(40):
+        changed = {rng.randrange(len(corpus)) for _ in range(rng.choice([1, 1, 2, 5]))}
+        for n in changed:
+            corpus[n] = _edited(corpus[n], rng, vocabulary)
+        index = update_index(index, corpus, {corpus[n].source for n in changed}, shard_bytes=4_000)
+        fresh = build_index(corpus, shard_bytes=4_000)
+        assert index.files == fresh.files and index.version == fresh.version
+        assert index.postings == fresh.postings
+    # The first and the last page (no page before, none after), and a page whose text does not change.
+    ordered = sorted(range(len(corpus)), key=lambda n: corpus[n].url)
+    for n in (ordered[0], ordered[-1], ordered[0]):
+        corpus[n] = _edited(corpus[n], rng, vocabulary)
+        index = update_index(index, corpus, {corpus[n].source}, shard_bytes=4_000)
+        assert index.files == build_index(corpus, shard_bytes=4_000).files
+
+
+def test_an_index_of_other_pages_is_built_anew():
+    corpus = _corpus(40)
+    index = build_index(corpus, shard_bytes=4_000)
+    moved = [_entry("zz/moved/", e.title, e.html, labels=e.labels) if n == 3 else e for n, e in enumerate(corpus)]
+    for pages in (corpus[1:], corpus + [_entry("new/", "New page", "<p>fresh words</p>")], moved):
+        assert update_index(index, pages, set(), shard_bytes=4_000).files == build_index(pages, shard_bytes=4_000).files
 
 
 def test_docs_hold_what_a_result_shows():
