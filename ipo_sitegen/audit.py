@@ -981,10 +981,10 @@ class CleanFiles:
 def scan_bundles(jobs: list[ScanJob], workers: int = 1, verdicts: CleanFiles | None = None) -> list[Leak]:
     """Every leak in the given files of built bundles, one per (bundle, file, origin, kind); with
     `verdicts`, files found clean before are not scanned again, and clean bundles are remembered."""
-    return _scan(jobs, workers, verdicts)[0]
+    return scan(jobs, workers, verdicts)[0]
 
 
-def _scan(jobs: list[ScanJob], workers: int, verdicts: CleanFiles | None = None) -> tuple[list[Leak], list[str]]:
+def scan(jobs: list[ScanJob], workers: int, verdicts: CleanFiles | None = None) -> tuple[list[Leak], list[str]]:
     """The leaks in the jobs' files and the files that differ from their manifest.
 
     Jobs are scanned from the least to the most restricted bundle; with several workers (and a
@@ -1085,7 +1085,7 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1, cached: boo
         if saved is not None:
             saved.put(prints)
     jobs = [ScanJob(folder, bundle, prints[bundle.name], names, listed) for folder, bundle, names, listed in found]
-    leaks, changed = _scan(jobs, workers, CleanFiles(root) if cached else None)  # reads every file once: the scan checks the manifest's hashes too
+    leaks, changed = scan(jobs, workers, CleanFiles(root) if cached else None)  # reads every file once: the scan checks the manifest's hashes too
     return leaks, notes + [f"{name}: differs from manifest.json (changed after the build)" for name in changed]
 
 

@@ -26,7 +26,7 @@ from typing import AbstractSet, Callable, TypeVar
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from . import links
-from .audit import CleanFiles, ScanJob, bundle_files, bundle_fingerprints, scan_bundles
+from .audit import CleanFiles, ScanJob, bundle_files, bundle_fingerprints, scan
 from .cache import CACHE_DIR, RenderCache, render_key, replacing, still_valid
 from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, history_url
 from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
@@ -39,7 +39,7 @@ from .markup import LinkIndex, Rendered, pygments_css, render_all
 from .nav import Navigation
 from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
 from .report import Reporter
-from .search import SearchIndex, write_search
+from .search import SearchIndex, save_indexes, write_search
 from .workers import default_workers, forking
 from .write import BundleWriter, clean_stale_staging, discard, manifest_files, staging_folder, swap_in
 
@@ -71,6 +71,9 @@ class Plan:
     # Each bundle's search index as written, kept only when asked for (`serve` updates it after an
     # edit); a plan that keeps them has its search indexes made in this process, not a forked one.
     search: dict[str, SearchIndex] | None = None
+    # Where (and with which token) the process that makes the search indexes saves them for the
+    # next build to update (see search.save_indexes).
+    search_state: tuple[Path, str] | None = None
 
     @cached_property
     def history(self) -> History | None:
@@ -368,6 +371,8 @@ def _write_part(task: tuple[str | None, int, int]) -> tuple[list[tuple[str, dict
     result, staging, out = _writing
     name, number, shares = task
     written = []
+    if name is None:
+        _keep_search(result)
     for bundle in sorted(result.bundles, key=lambda b: b.rank):
         if name is None or bundle.name == name:
             writer = BundleWriter(staging / bundle.name, out / bundle.name)
@@ -380,7 +385,21 @@ def _write_part(task: tuple[str | None, int, int]) -> tuple[list[tuple[str, dict
             except TemplateError as exc:
                 return [], template_problem(exc, result.config)
             written.append((bundle.name, writer.hashes))
+    if name is None:
+        save_search(result)
     return written, None
+
+
+def _keep_search(result: Plan) -> None:
+    """Keep the search indexes made from now on in this process when they are to be saved."""
+    if result.search_state is not None and result.search is None:
+        result.search = {}
+
+
+def save_search(result: Plan) -> None:
+    """Save the search indexes made in this process for the next build, if it is asked to."""
+    if result.search_state is not None and result.search is not None:
+        save_indexes(result.search, *result.search_state)
 
 
 PARALLEL_PAGES = 400  # below this many pages in all bundles, one process writes everything
@@ -401,10 +420,12 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     process while they write (the audit prepares its fingerprints there)."""
     counts = {b.name: len(result.gate.pages_for(b)) for b in result.bundles}
     if workers <= 1 or sum(counts.values()) < PARALLEL_PAGES:
+        _keep_search(result)
         for bundle in result.bundles:
             writer = BundleWriter(staging / bundle.name, out / bundle.name)
             BundleOutput(result, bundle, writer).everything()
             writer.finish(bundle.name, bundle.tier)
+        save_search(result)
         return counts, meanwhile()
     global _writing
     if result.history is not None:
@@ -474,10 +495,14 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     """Build the selected bundles into `options.out` (default `ROOT/build`); all or nothing.
 
     When nothing changed since the last build the output is only verified, and the result has no
-    plan, unless `need_plan` (`serve` works from the plan)."""
+    plan, unless `need_plan` (`serve` works from the plan). When the last build left its state in
+    the cache (see update.SavedBuild), only what the changes touch is written again."""
+    from .update import SavedBuild  # (it builds on this module)
+
     reporter = reporter or Reporter(quiet=True)
     started = time.perf_counter()
-    site_key = site_fingerprint(root, options.drafts) if options.cache else None
+    files = input_files(root) if options.cache else None
+    site_key = site_fingerprint(root, options.drafts, files) if files is not None else None
     fingerprint = inputs_fingerprint(site_key, options) if site_key else None
     unchanged = _unchanged_output(root, fingerprint, options) if fingerprint and not need_plan else None
     if unchanged is not None:
@@ -486,22 +511,58 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     result = plan(root, options, reporter)
     out = (options.out or result.config.root / "build").resolve()
     clean_stale_staging(out)
-    staging = staging_folder(out)
     workers = options.jobs or default_workers()
-    try:
+    saved = SavedBuild.load(root, options, out) if files is not None and not need_plan else None
+    work = saved.work(result, files) if saved is not None and files is not None else None
+    if need_plan:
+        result.search = {}  # `serve` updates them after an edit
+    if result.history is not None and not need_plan:
+        result.history.release_texts(result.bundles)
+    counts = None
+    if saved is not None and work is not None and not work.full and options.audit:  # (the audit checks the files it takes)
+        reporter.step(f"updating {', '.join(b.name for b in result.bundles)} from the last build")
+        counts = _write_and_audit(result, options, out, workers, site_key, files, partial(saved.stage, result, work))
+    if counts is None:  # (also when the last output was changed since it was built)
         reporter.step(f"writing {', '.join(b.name for b in result.bundles)}")
-        if need_plan:
-            result.search = {}  # `serve` updates them after an edit
-        elif result.history is not None:
-            result.history.release_texts(result.bundles)
+        counts = _write_and_audit(result, options, out, workers, site_key, files, None)
+    assert counts is not None
+    if fingerprint:
+        _remember_output(root, fingerprint, out, counts, result.problems.warnings)
+    return BuildResult(out, counts, time.perf_counter() - started, result.problems.warnings, result)
+
+
+def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, site_key: str | None, files: dict[str, str] | None,
+                     stage: Callable[[Path, Path, int], dict[str, int] | None] | None) -> dict[str, int] | None:
+    """Write the bundles into a staging folder (all of them, or with `stage`, updated from the last
+    output), audit them and swap them in: the pages per bundle. None, and nothing swapped in, when
+    a file `stage` takes from the last output is missing or no longer has the bytes its manifest lists.
+    With `files` (the digests of the input files), leave the state of the build for the next one."""
+    from .update import SavedBuild  # (it builds on this module)
+
+    staging = staging_folder(out)
+    if files is not None:
+        result.search_state = (staging / ".search.pickle", staging.name)
+    try:
         fingerprints = partial(bundle_fingerprints, result, site_key) if options.audit else lambda: None
-        counts, prints = write_bundles(result, staging, out, workers, fingerprints)
+        if stage is None:
+            counts, prints = write_bundles(result, staging, out, workers, fingerprints)
+        else:
+            staged = stage(staging, out, workers)
+            if staged is None:
+                discard(staging)
+                return None
+            counts, prints = staged, fingerprints()
         if prints is not None:
-            reporter.step("auditing")
-            jobs = [ScanJob(staging / b.name, b, prints[b.name], bundle_files(staging / b.name)) for b in result.bundles]
-            leaks = scan_bundles(jobs, workers, CleanFiles(result.config.root) if options.cache else None)
+            jobs = [ScanJob(staging / b.name, b, prints[b.name], bundle_files(staging / b.name),
+                            manifest_files(staging / b.name) if stage else None) for b in result.bundles]
+            leaks, changed = scan(jobs, workers, CleanFiles(result.config.root) if options.cache else None)
+            if changed:
+                discard(staging)
+                return None
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
+        if files is not None:
+            SavedBuild.save(result.config.root, options, out, result, files, staging)
         swap_in(staging, out, [b.name for b in result.bundles])
     except TemplateError as exc:
         discard(staging)
@@ -509,30 +570,40 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     except BaseException:
         discard(staging)
         raise
-    if fingerprint:
-        _remember_output(root, fingerprint, out, counts, result.problems.warnings)
-    return BuildResult(out, counts, time.perf_counter() - started, result.problems.warnings, result)
+    return counts
 
 
-def site_fingerprint(root: Path, drafts: bool = False) -> str:
-    """A hash of everything the site is read from (content, templates, static files, the config,
-    the git state of content/), of the day (embargoes) and of the generator's version: the same
-    site always gives the same pages, gate decisions and history."""
+def input_files(root: Path) -> dict[str, str]:
+    """Everything the site is read from (content, templates, static files, the config): path ->
+    SHA-256 of a file's bytes, "link:TARGET" for a link, "" for a folder."""
+    root = root.resolve()
+    files: dict[str, str] = {}
+    for folder in ("content", "templates", "static", CONFIG_FILE):
+        base = root / folder
+        paths = [base] if base.is_file() else sorted(_entries(base)) if base.is_dir() else []
+        for path in paths:  # every entry: files by content, links by target, folders by name
+            name = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                files[name] = "link:" + os.readlink(path)
+            elif path.is_file():
+                files[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                files[name] = ""
+    return files
+
+
+def site_fingerprint(root: Path, drafts: bool = False, files: dict[str, str] | None = None) -> str:
+    """A hash of everything the site is read from (its `input_files`, the git state of content/),
+    of the day (embargoes) and of the generator's version: the same site always gives the same
+    pages, gate decisions and history."""
     from . import __version__
 
     root = root.resolve()
     digest = hashlib.sha256(repr((__version__, drafts, build_date().isoformat(), os.environ.get("SOURCE_DATE_EPOCH"))).encode())
     git = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--", "content"], cwd=root, capture_output=True)
     digest.update(git.stdout)
-    for folder in ("content", "templates", "static", CONFIG_FILE):
-        base = root / folder
-        paths = [base] if base.is_file() else sorted(_entries(base)) if base.is_dir() else []
-        for path in paths:  # every entry: files by content, links by target, folders by name
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-            if path.is_symlink():
-                digest.update(b"link:" + os.readlink(path).encode() + b"\0")
-            elif path.is_file():
-                digest.update(path.read_bytes() + b"\0")
+    for name, value in sorted((input_files(root) if files is None else files).items()):
+        digest.update(f"{name}\0{value}\0".encode())
     return digest.hexdigest()
 
 

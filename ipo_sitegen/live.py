@@ -16,26 +16,14 @@ from jinja2 import TemplateError
 
 from .audit import ScanJob, Secrets, scan_bundles
 from .build import BuildResult, BundleOutput, Options, Plan, build, plan
-from .changes import history_files
 from .config import Config
-from .content import Page
 from .errors import BuildError
 from .history import History
 from .rebuild import PageFacts, Work, affected
 from .render import make_environment
+from .update import Before, facts_of, update_bundle
 from .workers import collector_paused
 from .write import BundleWriter, manifest_files
-
-
-def facts_of(result: Plan) -> dict[str, PageFacts]:
-    """What `rebuild.affected` compares between two builds."""
-    facts: dict[str, PageFacts] = {}
-    for source, page in result.site.pages.items():
-        bodies = [(b.name, result.rendered.get((source, b.name))) for b in result.bundles]
-        targets = sorted({t for _, r in bodies if r is not None for t in (*r.pages, *r.files)})
-        facts[source] = PageFacts(page.title, page.url, page.rank, page.published, page.labels, page.weight, page.summary,
-                                  tuple(r.packed for _, r in bodies if r is not None), tuple(targets))
-    return facts
 
 
 class LiveBuild:
@@ -100,34 +88,14 @@ class LiveBuild:
         old = self.last
         if new.log is not None:  # what did not change is taken from the last history
             new.history = History(new.config, new.site, new.gate, new.log, earlier=old.history)
+        before = Before.of(old)
         written: dict[str, set[str]] = {}
         for bundle in new.bundles:
             writer = self._writer(bundle.name)
-            output = BundleOutput(new, bundle, writer)
-            for source in sorted(work.pages):
-                page: Page | None = new.site.pages.get(source)
-                if page is not None and new.gate.visible(page, bundle):
-                    output.page(page)
-                else:
-                    was = old.site.pages.get(source)
-                    if was is not None and old.gate.visible(was, bundle):
-                        writer.remove(was.url + "index.html")
-            if work.labels or work.lists:
-                output.labels(work.labels)
-            if work.lists:
-                output.lists()
-            if work.history:
-                output.history(None if head_changed else work.pages)
-                # History and change pages of a page that left the bundle, moved or lost changes.
-                before = old.history.changes_for(bundle) if old.history else {}
-                for source in before.keys() if head_changed else work.pages & before.keys():
-                    for name in history_files(before[source]) - writer.written:
-                        writer.remove(name)
-            if work.attachments:
-                output.attachments()
+            update_bundle(BundleOutput(new, bundle, writer), work, before, head_changed)
             self._finish(writer, bundle.name, bundle.tier)
             written[bundle.name] = set(writer.written)
-        stale = {b.name for b in new.bundles} if work.search else set()
+        stale = {b.name for b in new.bundles} if work.search or head_changed else set()  # (the index has the dates of pages)
         changed_pages = set(work.pages)
         if self.pending is not None:  # an update that was not settled: its files still need the audit
             _, unaudited, unindexed, unindexed_pages = self.pending

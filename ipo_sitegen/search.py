@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import posixpath
 import re
 import unicodedata
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from html import unescape
 from itertools import chain, compress, count
 from operator import ne, sub
+from pathlib import Path
 from typing import AbstractSet, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from .render import label_url, theme_static_dir
@@ -533,6 +535,48 @@ def _sorted_entries(entries: list[Entry]) -> list[Entry]:
 def _remember_less() -> None:
     if len(_BODIES) > _MEMO_SIZE or len(_PAGES) > _MEMO_SIZE or len(_NUMBERS) > 20 * _MEMO_SIZE:
         forget()
+
+
+def save_indexes(indexes: dict[str, SearchIndex], path: Path, token: str) -> None:
+    """Save what update_index needs of these indexes, but for their postings and files (they are in
+    the bundles: see load_indexes), with the terms their page terms are numbered by; `token` ties
+    the file to the build that wrote them. Those made under an older numbering are left out."""
+    kept = {name: (index.pages, index.analysed) for name, index in indexes.items() if index.numbering == _numbering}
+    with open(path, "wb") as file:
+        pickle.dump((token, list(_NUMBERS), kept), file, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_indexes(path: Path, token: str, folders: Mapping[str, tuple[Path, Mapping[str, str]]]) -> dict[str, SearchIndex]:
+    """The indexes save_indexes saved with `token`, completed from the search files of the bundles
+    they are in (`folders`: by bundle, its folder and its manifest's files), in this process's term
+    numbering (which starts again from theirs). Nothing, if the file is not the one meant or a
+    bundle's search files are not those its manifest lists."""
+    try:
+        with open(path, "rb") as file:
+            saved, terms, kept = pickle.load(file)
+        if saved != token:
+            return {}
+        indexes = {}
+        for name, (pages, analysed) in kept.items():
+            folder, listed = folders[name]
+            names = sorted(n for n in listed if n.startswith("search/") and n.endswith(".js"))
+            data = {n: (folder / n).read_bytes() for n in names}
+            if any(hashlib.sha256(data[n]).hexdigest() != listed[n] for n in names):
+                return {}
+            files = {n[len("search/"):]: data[n].decode("utf-8") for n in names}
+            encoded: dict[str, str] = {}
+            for file_name, text in files.items():
+                if file_name.startswith("shard-"):
+                    encoded.update(json.loads(text[text.index(",") + 1 : text.rindex(");")]))
+            indexes[name] = SearchIndex(files, "", len(encoded), pages, analysed, encoded)
+    except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, EOFError):
+        return {}
+    forget()
+    _NUMBERS.update(zip(terms, count()))
+    _NUMBERS.default_factory = count(len(terms)).__next__
+    for index in indexes.values():
+        index.numbering = _numbering
+    return indexes
 
 
 def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: int = SHARD_BYTES,

@@ -1,0 +1,99 @@
+"""`sitegen build` updating its last output (update.SavedBuild) against builds from nothing.
+
+Each step changes the site (edits, commits, a new attachment, a removed page…), runs `sitegen
+build` with its cache, and compares the output byte for byte with `sitegen build --no-cache` of the
+same site in a separate process. The step must have been an update, not a build from nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import read_tree, run
+from test_history import Repo, page, story  # noqa: F401 - story is a fixture
+
+from ipo_sitegen import build, search
+
+ROOT = Path(__file__).resolve().parent.parent
+EPOCH = {"SOURCE_DATE_EPOCH": "1790000000"}
+
+
+def reference(site: Path, out: Path) -> dict[str, bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **EPOCH}
+    subprocess.run([sys.executable, "-m", "ipo_sitegen", "build", "--root", str(site), "--out", str(out), "-q", "--no-cache"],
+                   env=env, check=True, capture_output=True)
+    return read_tree(out)
+
+
+def warm_build(site: Path, out: Path) -> str:
+    """`sitegen build -v` with the cache: its steps."""
+    result = run(["build", "--root", site, "--out", out, "-v"], env=EPOCH)
+    assert result.exit_code == 0, result.output
+    return result.stderr
+
+
+def _attachment(repo: Repo) -> None:
+    (repo.root / "content" / "guide" / "chart.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)))
+    repo.write("guide/intro.md", page("Introduction", None, "See the ![chart](chart.png)."))
+
+
+STEPS = [
+    ("a body edit", lambda r: r.write("guide/intro.md", page("Introduction", None, "Hello offices, welcome aboard.\n\nA new paragraph."))),
+    ("a restricted page's body edit", lambda r: r.write("ops/keys.md", page("Key ceremony", None, "Keys come from the module zanzibarquill."))),
+    ("a title edit", lambda r: r.write("guide/intro.md", page("Getting started", None, "Hello offices, welcome aboard."))),
+    ("a commit", lambda r: r.commit("Reword the introduction")),
+    ("a page made restricted", lambda r: r.write("guide/questions.md", page("Answers", "registered", "Public answers for everyone."))),
+    ("a page that moves", lambda r: r.write("guide/questions.md", page("Answers", "public", "Answers.") .replace("title:", "slug: answers\ntitle:"))),
+    ("a new page and an attachment", _attachment),
+    ("a removed page", lambda r: (r.root / "content" / "guide" / "questions.md").unlink()),
+    ("a commit of all that", lambda r: r.commit("New chart, no questions page")),
+]
+
+
+def test_each_warm_build_updates_the_last_output_to_the_bytes_of_a_build_from_nothing(story: Repo, tmp_path: Path,  # noqa: F811
+                                                                                        monkeypatch) -> None:
+    monkeypatch.setattr(build, "PARALLEL_PAGES", 1)  # the story's few pages written as a large site's are
+    anew: list[int] = []  # search indexes built from every page rather than updated
+    build_index = search.build_index
+    monkeypatch.setattr(search, "build_index", lambda *args, **kw: anew.append(1) or build_index(*args, **kw))
+    out = tmp_path / "out"
+    assert "updating" not in warm_build(story.root, out)  # the first build: from nothing
+    for number, (what, change) in enumerate(STEPS):
+        change(story)
+        anew.clear()
+        steps = warm_build(story.root, out)
+        assert "from the last build" in steps, (what, steps)
+        assert number > 2 or not anew, what  # edits of text only: the indexes are updated
+        expected = reference(story.root, tmp_path / f"reference-{number}")
+        built = read_tree(out)
+        assert built.keys() == expected.keys(), (what, sorted(built.keys() ^ expected.keys()))
+        assert [name for name in built if built[name] != expected[name]] == [], what
+
+
+def test_a_changed_last_output_is_not_updated_but_built_again(story: Repo, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "out"
+    warm_build(story.root, out)
+    page_file = out / "public" / "guide" / "intro" / "index.html"
+    page_file.write_text(page_file.read_text().replace("Hello", "Tampered"))
+    story.write("ops/keys.md", page("Key ceremony", None, "Keys come from the module zanzibarquill."))
+    warm_build(story.root, out)
+    assert read_tree(out) == reference(story.root, tmp_path / "reference")
+
+
+@pytest.mark.parametrize("change", ["template", "config"])
+def test_a_new_template_or_config_builds_everything_again(story: Repo, tmp_path: Path, change: str) -> None:  # noqa: F811
+    out = tmp_path / "out"
+    warm_build(story.root, out)
+    if change == "template":
+        (story.root / "templates").mkdir(exist_ok=True)
+        (story.root / "templates" / "robots.txt").write_text("User-agent: *\nDisallow: /\n")
+    else:
+        config = story.root / "sitegen.toml"
+        config.write_text(config.read_text().replace('title = "', 'title = "New '))
+    steps = warm_build(story.root, out)
+    assert "from the last build" not in steps
+    assert read_tree(out) == reference(story.root, tmp_path / "reference")
