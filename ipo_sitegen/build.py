@@ -39,8 +39,8 @@ from .markup import LinkIndex, Rendered, pygments_css, render_all
 from .nav import Navigation
 from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
 from .report import Reporter
-from .search import SearchIndex, save_indexes, write_search
-from .workers import default_workers, forking
+from .search import SearchIndex, save_index, saved_index_name, write_search
+from .workers import Beside, default_workers, forking
 from .write import BundleWriter, clean_stale_staging, discard, manifest_files, staging_folder, swap_in
 
 
@@ -71,9 +71,9 @@ class Plan:
     # Each bundle's search index as written, kept only when asked for (`serve` updates it after an
     # edit); a plan that keeps them has its search indexes made in this process, not a forked one.
     search: dict[str, SearchIndex] | None = None
-    # Where (and with which token) the process that makes the search indexes saves them for the
-    # next build to update (see search.save_indexes).
-    search_state: tuple[Path, str] | None = None
+    # Whether the process that makes a bundle's search index saves it in the cache, for the next
+    # build to update (see search.save_index).
+    save_search: bool = False
 
     @cached_property
     def history(self) -> History | None:
@@ -325,6 +325,9 @@ class BundleOutput:
                              previous, changed)
         if self.result.search is not None:
             self.result.search[self.bundle.name] = index
+        if self.result.save_search:
+            with replacing(self.config.root, saved_index_name(self.bundle.name)) as temporary:
+                save_index(index, temporary)
 
     def lists(self) -> None:
         self.writer.write("sitemap.xml", self.theme.sitemap(self.pages))
@@ -371,8 +374,6 @@ def _write_part(task: tuple[str | None, int, int]) -> tuple[list[tuple[str, dict
     result, staging, out = _writing
     name, number, shares = task
     written = []
-    if name is None:
-        _keep_search(result)
     for bundle in sorted(result.bundles, key=lambda b: b.rank):
         if name is None or bundle.name == name:
             writer = BundleWriter(staging / bundle.name, out / bundle.name)
@@ -385,21 +386,7 @@ def _write_part(task: tuple[str | None, int, int]) -> tuple[list[tuple[str, dict
             except TemplateError as exc:
                 return [], template_problem(exc, result.config)
             written.append((bundle.name, writer.hashes))
-    if name is None:
-        save_search(result)
     return written, None
-
-
-def _keep_search(result: Plan) -> None:
-    """Keep the search indexes made from now on in this process when they are to be saved."""
-    if result.search_state is not None and result.search is None:
-        result.search = {}
-
-
-def save_search(result: Plan) -> None:
-    """Save the search indexes made in this process for the next build, if it is asked to."""
-    if result.search_state is not None and result.search is not None:
-        save_indexes(result.search, *result.search_state)
 
 
 PARALLEL_PAGES = 400  # below this many pages in all bundles, one process writes everything
@@ -420,12 +407,10 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     process while they write (the audit prepares its fingerprints there)."""
     counts = {b.name: len(result.gate.pages_for(b)) for b in result.bundles}
     if workers <= 1 or sum(counts.values()) < PARALLEL_PAGES:
-        _keep_search(result)
         for bundle in result.bundles:
             writer = BundleWriter(staging / bundle.name, out / bundle.name)
             BundleOutput(result, bundle, writer).everything()
             writer.finish(bundle.name, bundle.tier)
-        save_search(result)
         return counts, meanwhile()
     global _writing
     if result.history is not None:
@@ -540,18 +525,21 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
     from .update import SavedBuild  # (it builds on this module)
 
     staging = staging_folder(out)
-    if files is not None:
-        result.search_state = (staging / ".search.pickle", staging.name)
+    result.save_search = files is not None and result.search is None  # (`serve` keeps its plan and indexes in memory)
     try:
         fingerprints = partial(bundle_fingerprints, result, site_key) if options.audit else lambda: None
         if stage is None:
             counts, prints = write_bundles(result, staging, out, workers, fingerprints)
         else:
-            staged = stage(staging, out, workers)
-            if staged is None:
-                discard(staging)
-                return None
-            counts, prints = staged, fingerprints()
+            beside = Beside(fingerprints, workers)  # worked out in a forked process while this one stages
+            try:
+                staged = stage(staging, out, workers)
+                if staged is None:
+                    discard(staging)
+                    return None
+                counts, prints = staged, beside.get()
+            finally:
+                beside.close()
         if prints is not None:
             jobs = [ScanJob(staging / b.name, b, prints[b.name], bundle_files(staging / b.name),
                             manifest_files(staging / b.name) if stage else None) for b in result.bundles]
@@ -561,7 +549,7 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
                 return None
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
-        if files is not None:
+        if result.save_search and files is not None:
             SavedBuild.save(result.config.root, options, out, result, files, staging)
         swap_in(staging, out, [b.name for b in result.bundles])
     except TemplateError as exc:

@@ -481,6 +481,7 @@ class SearchIndex:
     analysed: list[tuple[PageTerms, str]] = field(default_factory=list)
     postings: dict[str, str] = field(default_factory=dict)
     numbering: int = 0  # the term numbering the PageTerms of `analysed` use (see forget())
+    digest: str = ""  # of every file (see _digest)
 
 
 # What a page contributes, memoised in two steps, both by content: the text of a finalised body (by
@@ -537,46 +538,52 @@ def _remember_less() -> None:
         forget()
 
 
-def save_indexes(indexes: dict[str, SearchIndex], path: Path, token: str) -> None:
-    """Save what update_index needs of these indexes, but for their postings and files (they are in
-    the bundles: see load_indexes), with the terms their page terms are numbered by; `token` ties
-    the file to the build that wrote them. Those made under an older numbering are left out."""
-    kept = {name: (index.pages, index.analysed) for name, index in indexes.items() if index.numbering == _numbering}
+def saved_index_name(bundle: str) -> str:
+    """The file in the cache that holds a bundle's index for the next build (see save_index)."""
+    return f"search-{bundle}.pickle"
+
+
+def save_index(index: SearchIndex, path: Path) -> None:
+    """Save what update_index needs of an index but for its postings, which are in the bundle's
+    search files: load_index reads them there, if they are still those this index wrote."""
     with open(path, "wb") as file:
-        pickle.dump((token, list(_NUMBERS), kept), file, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump((index.digest, list(_NUMBERS), index.pages, index.analysed), file, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def load_indexes(path: Path, token: str, folders: Mapping[str, tuple[Path, Mapping[str, str]]]) -> dict[str, SearchIndex]:
-    """The indexes save_indexes saved with `token`, completed from the search files of the bundles
-    they are in (`folders`: by bundle, its folder and its manifest's files), in this process's term
-    numbering (which starts again from theirs). Nothing, if the file is not the one meant or a
-    bundle's search files are not those its manifest lists."""
+def load_index(path: Path, folder: Path, listed: Mapping[str, str]) -> SearchIndex | None:
+    """The index save_index saved, completed from the search files of its bundle (`folder`, whose
+    manifest lists `listed`), in this process's term numbering (which starts again from its own);
+    None if the bundle's search files are not those the index wrote, or not those of its manifest."""
     try:
         with open(path, "rb") as file:
-            saved, terms, kept = pickle.load(file)
-        if saved != token:
-            return {}
-        indexes = {}
-        for name, (pages, analysed) in kept.items():
-            folder, listed = folders[name]
-            names = sorted(n for n in listed if n.startswith("search/") and n.endswith(".js"))
-            data = {n: (folder / n).read_bytes() for n in names}
-            if any(hashlib.sha256(data[n]).hexdigest() != listed[n] for n in names):
-                return {}
-            files = {n[len("search/"):]: data[n].decode("utf-8") for n in names}
-            encoded: dict[str, str] = {}
-            for file_name, text in files.items():
-                if file_name.startswith("shard-"):
-                    encoded.update(json.loads(text[text.index(",") + 1 : text.rindex(");")]))
-            indexes[name] = SearchIndex(files, "", len(encoded), pages, analysed, encoded)
-    except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, EOFError):
-        return {}
+            digest, terms, pages, analysed = pickle.load(file)
+        names = sorted(n for n in listed if n.startswith("search/") and n.endswith(".js"))
+        files: dict[str, bytes] = {}
+        for name in names:
+            files[name[len("search/") :]] = data = (folder / name).read_bytes()
+            if hashlib.sha256(data).hexdigest() != listed[name]:
+                return None
+        if _digest(files) != digest:
+            return None
+        encoded: dict[str, str] = {}
+        for name, data in files.items():
+            if name.startswith("shard-"):
+                text = data.decode("utf-8")
+                encoded.update(json.loads(text[text.index(",") + 1 : text.rindex(");")]))
+    except (OSError, ValueError, TypeError, pickle.UnpicklingError, EOFError):
+        return None
     forget()
     _NUMBERS.update(zip(terms, count()))
     _NUMBERS.default_factory = count(len(terms)).__next__
-    for index in indexes.values():
-        index.numbering = _numbering
-    return indexes
+    return SearchIndex({}, digest[:12], len(encoded), pages, analysed, encoded, _numbering, digest)
+
+
+def _digest(files: Mapping[str, bytes]) -> str:
+    """The digest of an index's files (name under search/ -> bytes): its version is the start of it."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name] + b"\0")
+    return digest.hexdigest()
 
 
 def build_index(entries: list[Entry], tiers: Iterable[str] = (), shard_bytes: int = SHARD_BYTES,
@@ -708,11 +715,9 @@ def _index(entries: list[Entry], analysed: list[tuple[PageTerms, str]], encoded:
     meta = {"pages": pages, "fields": {"title": TITLE, "heading": HEADING, "label": LABEL, "summary": SUMMARY, "body": BODY},
             "labels": from_label, "shards": table, "tiers": tiers}
     out["docs.js"] = f"window.__sitegenSearch.docs({_dumps(meta)});\n"
-    digest = hashlib.sha256()
-    for name in sorted(out):
-        digest.update(name.encode() + b"\0" + out[name].encode() + b"\0")
-    return SearchIndex(out, digest.hexdigest()[:12], len(encoded), tuple((e.url, e.source) for e in entries),
-                       analysed, encoded, _numbering)
+    digest = _digest({name: text.encode() for name, text in out.items()})
+    return SearchIndex(out, digest[:12], len(encoded), tuple((e.url, e.source) for e in entries), analysed, encoded,
+                       _numbering, digest)
 
 
 # ---- Writing it into a bundle --------------------------------------------------------------------
@@ -732,6 +737,9 @@ def entries_for(pages, bodies: Mapping[str, str | Callable[[], str]], dates: Map
     return out
 
 
+_INDEX_FILE = re.compile(r"search/(?:docs|shard-\d+)\.js")
+
+
 def write_search(writer, theme, pages, bodies: Mapping[str, str | Callable[[], str]], dates: Mapping[str, int] | None = None,
                  previous: SearchIndex | None = None, changed: AbstractSet[str] = frozenset()) -> SearchIndex:
     """Write search/ (page, docs.js, shards) and the search script into one bundle.
@@ -744,12 +752,13 @@ def write_search(writer, theme, pages, bodies: Mapping[str, str | Callable[[], s
     tiers = theme.config.tiers[: theme.bundle.rank + 1]
     entries = entries_for(pages, bodies, dates)
     index = build_index(entries, tiers) if previous is None else update_index(previous, entries, changed, tiers)
-    before = previous.files if previous is not None else {}
-    for name in sorted(before.keys() - index.files.keys()):
-        writer.remove("search/" + name)
+    # Into a bundle that holds an index already, only the files that differ (and none that are gone).
+    for name in sorted(n for n in writer.hashes if _INDEX_FILE.fullmatch(n) and n[len("search/") :] not in index.files):
+        writer.remove(name)
     for name, text in sorted(index.files.items()):
-        if before.get(name) != text:
-            writer.write("search/" + name, text)
+        data = text.encode()
+        if writer.hashes.get("search/" + name) != hashlib.sha256(data).hexdigest():
+            writer.write("search/" + name, data)
     script = (theme_static_dir() / "search.js").read_text(encoding="utf-8")
     script_path = f"assets/search.{hashlib.sha256(script.encode()).hexdigest()[:10]}.js"
     writer.write(script_path, script)

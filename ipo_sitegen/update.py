@@ -24,11 +24,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from .build import BundleOutput, Options, Plan, build_date, save_search
-from .cache import CACHE_DIR, cache_folder, replacing
+from .build import BundleOutput, Options, Plan, build_date
+from .cache import CACHE_DIR, replacing
 from .changes import history_files
 from .rebuild import PageFacts, Work, affected
-from .search import load_indexes
+from .search import load_index, saved_index_name
 from .write import BundleWriter, manifest_files
 
 
@@ -124,23 +124,21 @@ def update_bundle(output: BundleOutput, work: Work, before: Before, head_changed
 
 
 _STATE = "build-state.pickle"
-_SEARCH = "search-state.pickle"
 _STATE_FORMAT = 2
 
 
 @dataclass
 class SavedBuild:
     """What a build leaves in `.sitegen-cache/` for the next one to update its output from: the
-    facts and `Before` of its pages, its git HEAD, the digest of each input file and of each
-    bundle's manifest (the output it describes), and the token of its search indexes (saved apart
-    by the process that made them: see search.save_indexes)."""
+    facts and `Before` of its pages, its git HEAD, and the digest of each input file and of each
+    bundle's manifest (the output it describes). The search indexes are saved apart, by the process
+    that made them (see search.save_index)."""
 
     key: str
     facts: dict[str, PageFacts]
     before: Before
     head: str | None
     files: dict[str, str]
-    search: str
     manifests: dict[str, str]
 
     @staticmethod
@@ -169,17 +167,10 @@ class SavedBuild:
     @classmethod
     def save(cls, root: Path, options: Options, out: Path, result: Plan, files: dict[str, str], staging: Path) -> None:
         """Leave the state of this build, whose bundles are staged in `staging` (and go to `out`), for the next one."""
-        root = root.resolve()
-        assert result.search_state is not None
-        search, token = result.search_state
-        try:
-            os.replace(search, cache_folder(root) / _SEARCH)
-        except OSError:
-            token = ""  # (no indexes to update: the next build makes them anew)
         state = cls(cls.key_of(options, out), _comparable(facts_of(result)), Before.of(result).detached(),
-                    result.log.head if result.log else None, files, token,
+                    result.log.head if result.log else None, files,
                     {b.name: _digest_of(staging / b.name / "manifest.json") for b in result.bundles})
-        with replacing(root, _STATE) as temporary, open(temporary, "wb") as file:
+        with replacing(root.resolve(), _STATE) as temporary, open(temporary, "wb") as file:
             pickle.dump(state, file, protocol=pickle.HIGHEST_PROTOCOL)
 
     def work(self, result: Plan, files: dict[str, str]) -> Work:
@@ -194,12 +185,9 @@ class SavedBuild:
     def stage(self, result: Plan, work: Work, staging: Path, out: Path, workers: int) -> dict[str, int] | None:
         """Each bundle under `staging`: the last build's files as hard links, updated by `work`;
         None if a file of the last output is missing."""
-        listings = {b.name: manifest_files(out / b.name) for b in result.bundles}
-        folders = {name: (out / name, listed) for name, listed in listings.items()}
-        result.search = load_indexes(result.config.root / CACHE_DIR / _SEARCH, self.search, folders) if self.search else {}
         head_changed = (result.log.head if result.log else None) != self.head
         for bundle in result.bundles:
-            listed = listings[bundle.name]
+            listed = manifest_files(out / bundle.name)
             try:
                 _link_all(out / bundle.name, staging / bundle.name, listed, workers)
             except OSError:
@@ -207,11 +195,10 @@ class SavedBuild:
             writer = BundleWriter(staging / bundle.name, existing=listed)
             output = BundleOutput(result, bundle, writer)
             update_bundle(output, work, self.before, head_changed)
-            if work.search or head_changed or bundle.name not in result.search:  # (the dates of pages are in the index)
-                output.search(result.search.get(bundle.name), work.pages)
+            if work.search or head_changed:  # (the dates of pages are in the index) One bundle's index in memory at a time:
+                saved_index = result.config.root / CACHE_DIR / saved_index_name(bundle.name)
+                output.search(load_index(saved_index, out / bundle.name, listed), work.pages)  # (None: made anew)
             writer.finish(bundle.name, bundle.tier)
-        save_search(result)
-        result.search = None  # (saved: not kept through the audit, whose forked workers would hold it too)
         return {b.name: len(result.gate.pages_for(b)) for b in result.bundles}
 
 

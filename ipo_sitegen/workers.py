@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import multiprocessing
 import os
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 def default_workers() -> int:
@@ -55,3 +60,41 @@ def forking() -> Iterator[None]:
     finally:
         if not frozen:  # (what a caller froze for its own reasons stays frozen)
             gc.unfreeze()
+
+
+_task: Callable | None = None  # what a forked Beside process runs (inherited, not pickled)
+
+
+def _run_task() -> object:
+    assert _task is not None
+    return _task()
+
+
+class Beside(Generic[T]):
+    """`task` run in a forked process while this one goes on: `get()` waits for what it returns
+    (pickled back). With one worker, `get()` runs it here instead."""
+
+    def __init__(self, task: Callable[[], T], workers: int) -> None:
+        global _task
+        self.task, self.pool, self.pending = task, None, None
+        if workers > 1:
+            _task = task
+            try:
+                with forking():
+                    self.pool = multiprocessing.get_context("fork").Pool(1, signal.signal, (signal.SIGINT, signal.SIG_IGN))
+                    self.pending = self.pool.apply_async(_run_task)
+            finally:
+                _task = None
+
+    def get(self) -> T:
+        if self.pool is None:
+            return self.task()
+        try:
+            return self.pending.get()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool = None

@@ -339,6 +339,36 @@ def test_an_index_of_other_pages_is_built_anew():
         assert update_index(index, pages, set(), shard_bytes=4_000).files == build_index(pages, shard_bytes=4_000).files
 
 
+def test_a_saved_index_is_loaded_only_with_the_files_it_wrote(tmp_path):
+    import hashlib
+
+    from ipo_sitegen.search import load_index, save_index
+
+    corpus = _corpus(30)
+    index = build_index(corpus, shard_bytes=4_000)
+    folder = tmp_path / "bundle"
+    (folder / "search").mkdir(parents=True)
+
+    def publish(files: dict[str, str]) -> dict[str, str]:
+        for name, text in files.items():
+            (folder / "search" / name).write_text(text, encoding="utf-8")
+        return {f"search/{name}": hashlib.sha256(text.encode()).hexdigest() for name, text in files.items()}
+
+    listed = publish(index.files)
+    save_index(index, tmp_path / "saved.pickle")
+    loaded = load_index(tmp_path / "saved.pickle", folder, listed)
+    assert loaded is not None and loaded.postings == index.postings and loaded.pages == index.pages
+    corpus[0] = _entry(corpus[0].url, corpus[0].title, "<p>entirely new words</p>", labels=corpus[0].labels)
+    assert update_index(loaded, corpus, {corpus[0].source}, shard_bytes=4_000).files == build_index(corpus, shard_bytes=4_000).files
+    # The bundle holds another index now (a build that saved this one failed, or came after it).
+    other = build_index(corpus[1:], shard_bytes=4_000)
+    assert load_index(tmp_path / "saved.pickle", folder, publish(other.files)) is None
+    # Or a file is not the one its manifest lists.
+    listed = publish(index.files)
+    (folder / "search" / "docs.js").write_text("tampered", encoding="utf-8")
+    assert load_index(tmp_path / "saved.pickle", folder, listed) is None
+
+
 def test_docs_hold_what_a_result_shows():
     entries = [_entry("a/", "Section", "<p>Intro</p>"),
                Entry("a/b.md", "a/b/", "Child", "<p>Body words</p>", "A summary", ("zeta", "Alpha"), 1, "a/_index.md", 1700000000)]
