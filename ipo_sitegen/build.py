@@ -531,15 +531,21 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
         if stage is None:
             counts, prints = write_bundles(result, staging, out, workers, fingerprints)
         else:
-            beside = Beside(fingerprints, workers)  # worked out in a forked process while this one stages
+            # Staged in a forked process while this one works out the fingerprints: the search indexes
+            # it loads one by one would otherwise stay in this process's memory, which the audit's
+            # workers inherit.
+            beside = Beside(partial(_stage, result, stage, staging, out, workers), workers)
             try:
-                staged = stage(staging, out, workers)
-                if staged is None:
-                    discard(staging)
-                    return None
-                counts, prints = staged, beside.get()
+                prints = fingerprints()
+                staged, problem = beside.get()
             finally:
                 beside.close()
+            if problem is not None:
+                raise BuildError([problem], "template error")
+            if staged is None:
+                discard(staging)
+                return None
+            counts = staged
         if prints is not None:
             jobs = [ScanJob(staging / b.name, b, prints[b.name], bundle_files(staging / b.name),
                             manifest_files(staging / b.name) if stage else None) for b in result.bundles]
@@ -559,6 +565,15 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
         discard(staging)
         raise
     return counts
+
+
+def _stage(result: Plan, stage: Callable[[Path, Path, int], dict[str, int] | None], staging: Path, out: Path,
+           workers: int) -> tuple[dict[str, int] | None, Problem | None]:
+    """`stage`, with a template error as a problem (what a forked process can send back)."""
+    try:
+        return stage(staging, out, workers), None
+    except TemplateError as exc:
+        return None, template_problem(exc, result.config)
 
 
 def input_files(root: Path) -> dict[str, str]:

@@ -547,7 +547,11 @@ def save_index(index: SearchIndex, path: Path) -> None:
     """Save what update_index needs of an index but for its postings, which are in the bundle's
     search files: load_index reads them there, if they are still those this index wrote."""
     with open(path, "wb") as file:
-        pickle.dump((index.digest, list(_NUMBERS), index.pages, index.analysed), file, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler = pickle.Pickler(file, protocol=pickle.HIGHEST_PROTOCOL)
+        # No memo: it would map each of the index's objects (a million at 10,000 pages, 100 MB), and
+        # nothing in it refers to itself (pages that share a text store it twice).
+        pickler.fast = True
+        pickler.dump((index.digest, list(_NUMBERS), index.pages, index.analysed))
 
 
 def load_index(path: Path, folder: Path, listed: Mapping[str, str]) -> SearchIndex | None:
