@@ -134,7 +134,7 @@ class Leak:
 INVISIBLE = 1 << 30  # the "rank" of material that no bundle shows (drafts, embargoed pages)
 
 @lru_cache(maxsize=1)
-def _code_version() -> bytes:
+def code_version() -> bytes:
     """What the audit's saved results depend on besides the site and the files: the generator's
     code (all of it: how a site is read and gated decides the fingerprints, this module the
     verdicts), and the Unicode and numeric libraries that decoding and hashing use."""
@@ -315,7 +315,7 @@ class Fingerprints:
     def digest(self) -> str:
         """Everything a file's verdict depends on besides its bytes: the phrases and attachments
         looked for, and the code that looks (see CleanFiles)."""
-        digest = hashlib.sha256(_code_version())
+        digest = hashlib.sha256(code_version())
         digest.update(self.phrases.hashes.tobytes())
         digest.update(self.phrases.lengths.astype(np.uint8).tobytes())
         digest.update("\n".join(sorted(self.hashes)).encode())
@@ -1019,7 +1019,7 @@ class SavedFingerprints:
 
     def __init__(self, root: Path, site: str) -> None:
         self.path = root / CACHE_DIR / "fingerprints.npz"
-        self.key = hashlib.sha256(site.encode() + _code_version()).hexdigest()
+        self.key = hashlib.sha256(site.encode() + code_version()).hexdigest()
 
     def get(self, bundles: list[str]) -> dict[str, Fingerprints] | None:
         try:

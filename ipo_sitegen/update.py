@@ -22,8 +22,9 @@ import pickle
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import AbstractSet, NamedTuple
 
+from .audit import code_version
 from .build import BundleOutput, Options, Plan, build_date
 from .cache import CACHE_DIR, replacing
 from .changes import history_files
@@ -58,9 +59,14 @@ class Before:
         return cls({source: page.url for source, page in plan.site.pages.items()},
                    {b.name: frozenset(p.source for p in plan.gate.pages_for(b)) for b in plan.bundles}, {}, plan)
 
-    def history(self, bundle: str) -> dict[str, PageHistory]:
-        if bundle not in self.histories:
-            self.histories[bundle] = histories(self.plan, bundle) if self.plan is not None else {}
+    def history(self, bundle: str, sources: AbstractSet[str] | None = None) -> dict[str, PageHistory]:
+        """The history of every page of the bundle, or only of `sources` (then the others are not worked out)."""
+        if bundle in self.histories or self.plan is None:
+            every = self.histories.get(bundle, {})
+            return every if sources is None else {source: every[source] for source in sources if source in every}
+        if sources is not None:
+            return histories(self.plan, bundle, sources)
+        self.histories[bundle] = histories(self.plan, bundle)
         return self.histories[bundle]
 
     def detached(self) -> Before:
@@ -75,7 +81,7 @@ class PageHistory(NamedTuple):
     shown: bytes  # a digest of what they and the page's "last updated" show of each change
 
 
-def histories(plan: Plan, bundle: str) -> dict[str, PageHistory]:
+def histories(plan: Plan, bundle: str, sources: AbstractSet[str] | None = None) -> dict[str, PageHistory]:
     """Each page's history in a bundle, as far as a new commit can change it: the commits (with
     their date, author as shown, message and the page's title and URL then) decide the texts of
     the change pages, the pages' audiences deciding the rest (and any change of those is an edit
@@ -83,7 +89,8 @@ def histories(plan: Plan, bundle: str) -> dict[str, PageHistory]:
     if plan.history is None:
         return {}
     out = {}
-    for source, changes in plan.history.changes_for(plan.config.bundle(bundle)).items():
+    every = plan.history.changes_for(plan.config.bundle(bundle))
+    for source, changes in every.items() if sources is None else ((s, every[s]) for s in sorted(sources) if s in every):
         shown = repr([(c.commit.sha, c.commit.time, c.commit.author, c.message, c.title, c.page.url, c.before is None) for c in changes])
         out[source] = PageHistory(frozenset(history_files(changes)), hashlib.blake2b(shown.encode(), digest_size=16).digest())
     return out
@@ -95,12 +102,13 @@ def update_bundle(output: BundleOutput, work: Work, before: Before, head_changed
     whose history shows something else, and the home page with its recent changes."""
     new, bundle, writer = output.result, output.bundle, output.writer
     held = before.held.get(bundle.name, frozenset())
-    old_histories = before.history(bundle.name)
     pages, history = set(work.pages), set(work.pages)
     if head_changed:
-        now = histories(new, bundle.name)
+        old_histories, now = before.history(bundle.name), histories(new, bundle.name)
         history = {source for source in old_histories.keys() | now.keys() if old_histories.get(source) != now.get(source)}
         pages |= history | {"_index.md"}
+    else:  # (`serve` after an edit: only those of the pages it touched are worked out)
+        old_histories = before.history(bundle.name, history) if work.history else {}
     for source in sorted(pages):
         page = new.site.pages.get(source)
         if page is not None and new.gate.visible(page, bundle):
@@ -143,11 +151,9 @@ class SavedBuild:
 
     @staticmethod
     def key_of(options: Options, out: Path) -> str:
-        from .audit import _code_version
-
         # (the day decides embargoes, of pages now and at past revisions)
         return hashlib.sha256(repr((_STATE_FORMAT, options.bundles, options.drafts, options.strict, str(out), build_date().isoformat())).encode()
-                              + _code_version()).hexdigest()
+                              + code_version()).hexdigest()
 
     @classmethod
     def load(cls, root: Path, options: Options, out: Path) -> SavedBuild | None:
