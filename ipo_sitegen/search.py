@@ -760,8 +760,8 @@ def write_search(writer, theme, pages, bodies: Mapping[str, str | Callable[[], s
     for name in sorted(n for n in writer.hashes if _INDEX_FILE.fullmatch(n) and n[len("search/") :] not in index.files):
         writer.remove(name)
     for name, text in sorted(index.files.items()):
-        data = text.encode()
-        if writer.hashes.get("search/" + name) != hashlib.sha256(data).hexdigest():
+        data, held = text.encode(), writer.hashes.get("search/" + name)
+        if held is None or held != hashlib.sha256(data).hexdigest():
             writer.write("search/" + name, data)
     script = (theme_static_dir() / "search.js").read_text(encoding="utf-8")
     script_path = f"assets/search.{hashlib.sha256(script.encode()).hexdigest()[:10]}.js"
