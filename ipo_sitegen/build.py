@@ -503,29 +503,29 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
         result.search = {}  # `serve` updates them after an edit
     if result.history is not None and not need_plan:
         result.history.release_texts(result.bundles)
+    remember = partial(SavedBuild.save, root, options, out, result, files) if files is not None else None
     counts = None
     if saved is not None and work is not None and not work.full and options.audit:  # (the audit checks the files it takes)
         reporter.step(f"updating {', '.join(b.name for b in result.bundles)} from the last build")
-        counts = _write_and_audit(result, options, out, workers, site_key, files, partial(saved.stage, result, work))
+        counts = _write_and_audit(result, options, out, workers, site_key, reporter, remember, partial(saved.stage, result, work))
     if counts is None:  # (also when the last output was changed since it was built)
         reporter.step(f"writing {', '.join(b.name for b in result.bundles)}")
-        counts = _write_and_audit(result, options, out, workers, site_key, files, None)
+        counts = _write_and_audit(result, options, out, workers, site_key, reporter, remember, None)
     assert counts is not None
     if fingerprint:
         _remember_output(root, fingerprint, out, counts, result.problems.warnings)
     return BuildResult(out, counts, time.perf_counter() - started, result.problems.warnings, result)
 
 
-def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, site_key: str | None, files: dict[str, str] | None,
-                     stage: Callable[[Path, Path, int], dict[str, int] | None] | None) -> dict[str, int] | None:
+def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, site_key: str | None, reporter: Reporter,
+                     remember: Callable[[Path], None] | None, stage: Callable[[Path, Path, int], dict[str, int] | None] | None
+                     ) -> dict[str, int] | None:
     """Write the bundles into a staging folder (all of them, or with `stage`, updated from the last
     output), audit them and swap them in: the pages per bundle. None, and nothing swapped in, when
     a file `stage` takes from the last output is missing or no longer has the bytes its manifest lists.
-    With `files` (the digests of the input files), leave the state of the build for the next one."""
-    from .update import SavedBuild  # (it builds on this module)
-
+    With `remember`, leave the state of the build (staged in the folder it is given) for the next one."""
     staging = staging_folder(out)
-    result.save_search = files is not None and result.search is None  # (`serve` keeps its plan and indexes in memory)
+    result.save_search = remember is not None and result.search is None  # (`serve` keeps its plan and indexes in memory)
     try:
         fingerprints = partial(bundle_fingerprints, result, site_key) if options.audit else lambda: None
         if stage is None:
@@ -547,6 +547,7 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
                 return None
             counts = staged
         if prints is not None:
+            reporter.step("auditing")
             jobs = [ScanJob(staging / b.name, b, prints[b.name], bundle_files(staging / b.name),
                             manifest_files(staging / b.name) if stage else None) for b in result.bundles]
             leaks, changed = scan(jobs, workers, CleanFiles(result.config.root) if options.cache else None)
@@ -555,8 +556,8 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
                 return None
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
-        if result.save_search and files is not None:
-            SavedBuild.save(result.config.root, options, out, result, files, staging)
+        if result.save_search and remember is not None:
+            remember(staging)
         swap_in(staging, out, [b.name for b in result.bundles])
     except TemplateError as exc:
         discard(staging)
