@@ -482,7 +482,7 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     When nothing changed since the last build the output is only verified, and the result has no
     plan, unless `need_plan` (`serve` works from the plan). When the last build left its state in
     the cache (see update.SavedBuild), only what the changes touch is written again."""
-    from .update import SavedBuild  # (it builds on this module)
+    from .update import SavedBuild, saved_facts  # (it builds on this module)
 
     reporter = reporter or Reporter(quiet=True)
     started = time.perf_counter()
@@ -498,12 +498,13 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     clean_stale_staging(out)
     workers = options.jobs or default_workers()
     saved = SavedBuild.load(root, options, out) if files is not None and not need_plan else None
-    work = saved.work(result, files) if saved is not None and files is not None else None
+    facts = saved_facts(result) if files is not None and not need_plan else None  # (made once: compared, then saved; `serve` saves none)
+    work = saved.work(result, files, facts) if saved is not None and files is not None and facts is not None else None
     if need_plan:
         result.search = {}  # `serve` updates them after an edit
     if result.history is not None and not need_plan:
         result.history.release_texts(result.bundles)
-    remember = partial(SavedBuild.save, root, options, out, result, files) if files is not None else None
+    remember = partial(SavedBuild.save, root, options, out, result, files, facts) if files is not None and facts is not None else None
     counts = None
     if saved is not None and work is not None and not work.full and options.audit:  # (the audit checks the files it takes)
         reporter.step(f"updating {', '.join(b.name for b in result.bundles)} from the last build")

@@ -28,6 +28,7 @@ from .audit import code_version
 from .build import BundleOutput, Options, Plan, build_date
 from .cache import CACHE_DIR, replacing
 from .changes import history_files
+from .content import index_source
 from .rebuild import PageFacts, Work, affected
 from .search import load_index, saved_index_name
 from .write import BundleWriter, manifest_files
@@ -106,7 +107,7 @@ def update_bundle(output: BundleOutput, work: Work, before: Before, head_changed
     if head_changed:
         old_histories, now = before.history(bundle.name), histories(new, bundle.name)
         history = {source for source in old_histories.keys() | now.keys() if old_histories.get(source) != now.get(source)}
-        pages |= history | {"_index.md"}
+        pages |= history | {index_source("")}  # (the home page lists the recent changes)
     else:  # (`serve` after an edit: only those of the pages it touched are worked out)
         old_histories = before.history(bundle.name, history) if work.history else {}
     for source in sorted(pages):
@@ -171,19 +172,22 @@ class SavedBuild:
             return None
 
     @classmethod
-    def save(cls, root: Path, options: Options, out: Path, result: Plan, files: dict[str, str], staging: Path) -> None:
-        """Leave the state of this build, whose bundles are staged in `staging` (and go to `out`), for the next one."""
-        state = cls(cls.key_of(options, out), _comparable(facts_of(result)), Before.of(result).detached(),
+    def save(cls, root: Path, options: Options, out: Path, result: Plan, files: dict[str, str], facts: dict[str, PageFacts],
+             staging: Path) -> None:
+        """Leave the state of this build (`facts`: its saved_facts), whose bundles are staged in
+        `staging` (and go to `out`), for the next one."""
+        state = cls(cls.key_of(options, out), facts, Before.of(result).detached(),
                     result.log.head if result.log else None, files,
                     {b.name: _digest_of(staging / b.name / "manifest.json") for b in result.bundles})
         with replacing(root.resolve(), _STATE) as temporary, open(temporary, "wb") as file:
             pickle.dump(state, file, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def work(self, result: Plan, files: dict[str, str]) -> Work:
-        """What the build of `result` (whose input files have these digests) must write over this one's output."""
+    def work(self, result: Plan, files: dict[str, str], facts: dict[str, PageFacts]) -> Work:
+        """What the build of `result` (whose input files have these digests, and `facts` its
+        saved_facts) must write over this one's output."""
         changed = {path for path in self.files.keys() | files.keys() if self.files.get(path) != files.get(path)}
         head = result.log.head if result.log else None
-        work = affected(self.facts, _comparable(facts_of(result)), changed, head != self.head)
+        work = affected(self.facts, facts, changed, head != self.head)
         if {b.name for b in result.bundles} != self.before.held.keys():
             work.full = True
         return work
@@ -208,9 +212,11 @@ class SavedBuild:
         return {b.name: len(result.gate.pages_for(b)) for b in result.bundles}
 
 
-def _comparable(facts: dict[str, PageFacts]) -> dict[str, PageFacts]:
-    """Facts with digests of the rendered bodies instead of the bodies: what is saved and compared."""
-    return {source: replace(f, body=tuple(hashlib.blake2b(b, digest_size=16).digest() for b in f.body)) for source, f in facts.items()}
+def saved_facts(result: Plan) -> dict[str, PageFacts]:
+    """`facts_of(result)` with digests of the rendered bodies instead of the bodies: what a build
+    saves for the next and compares with what the last one saved."""
+    return {source: replace(f, body=tuple(hashlib.blake2b(b, digest_size=16).digest() for b in f.body))
+            for source, f in facts_of(result).items()}
 
 
 def _digest_of(path: Path) -> str | None:
