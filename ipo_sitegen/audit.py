@@ -292,6 +292,9 @@ class Fingerprints:
     phrases: Phrases = field(default_factory=Phrases.none)
     origins: list[tuple[str, str]] = field(default_factory=list)  # (origin, kind)
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> origin of secret attachment
+    # Sorted 64-bit digests of everything the bundle legitimately shows (see Secrets.for_bundles):
+    # what decides whether a verdict outlives a change of the fingerprints (see CleanFiles).
+    shown: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
 
     @property
     def empty(self) -> bool:
@@ -562,6 +565,8 @@ class Secrets:
         theme = table.seen_in(*table.windows(self._theme))  # the theme is in every bundle
         made = {}
         attachments = self.site.attachments
+        text_digests, text_bits = _digests(shows), np.array(list(shows.values()), np.uint64)
+        common = [_theme_text(), code_version().hex()]
         for bit, bundle in enumerate(bundles):
             prints = Fingerprints(table.select((table.ranks > bundle.rank) & ~theme & ((seen >> bit) & 1 == 0)), self.origins)
             files = allowed[bundle.name][1]
@@ -569,6 +574,11 @@ class Secrets:
             for source, attachment in sorted(attachments.items()):
                 if source not in files and attachment.sha256 not in shown_files:
                     prints.hashes.setdefault(attachment.sha256, f"content/{source}")
+            # (a bundle with nothing above it has no shown texts listed: a mark says so, which no list
+            # of the texts it shows once something is above it holds)
+            extra = [*common, *(f"attachment {sha}" for sha in sorted(shown_files)),
+                     *([] if (table.ranks > bundle.rank).any() else ["nothing above this bundle"])]
+            prints.shown = np.unique(np.concatenate((text_digests[(text_bits >> np.uint64(bit)) & np.uint64(1) == 1], _digests(extra))))
             made[bundle.name] = prints
         return made
 
@@ -621,6 +631,11 @@ class Secrets:
                     _mark_seen(seen, phrases, among, forms, marks)
                     forms, marks, size = [], [], 0
         return seen
+
+
+def _digests(texts: Iterable[str]) -> np.ndarray:
+    """A 64-bit digest of each text (BLAKE2b: the same in every process, which hash() of a str is not)."""
+    return np.frombuffer(b"".join(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest() for text in texts), np.uint64)
 
 
 def _mark_seen(seen: np.ndarray, phrases: Phrases, among: np.ndarray | None, forms: list[str], marks: list[int]) -> None:
@@ -950,32 +965,80 @@ PARALLEL_FILES = 1000  # below this many files, starting processes costs more th
 
 
 class CleanFiles:
-    """The files the audit found clean, by bundle, with the digest of the fingerprints it looked
-    for, in `.sitegen-cache/` (safe to delete).
+    """The files the audit found clean, by bundle, in `.sitegen-cache/` (safe to delete).
 
     A verdict depends only on a file's bytes, how its name says to decode it (see _kind), the
-    fingerprints and the generator's code (all in the keys), so a file found clean is not scanned
-    again while they stay the same: a rebuild after a small change scans the files that changed,
-    and `sitegen audit` right after `sitegen build` reads and hashes every file but scans none of
-    them again. Any change to what a bundle must not hold, or to the code, means a full scan. A
-    bundle in which a leak was found is not remembered."""
+    fingerprints and the generator's code, so a file found clean is not scanned again:
+    - while the fingerprints stay the same (their digest holds the code's): `sitegen audit` right
+      after `sitegen build`, or a rebuild after an edit that changes no secret, reads and hashes
+      every file but scans only those that changed;
+    - when the fingerprints changed, if the file was written by a full build and the bundle still
+      shows everything it showed then (Fingerprints.shown: its allowed texts, attachments, the
+      theme and the code): an edit that adds a sentence to an internal page then scans the lower
+      bundles' changed files, not all of them. Sound because a full build writes every file from
+      the site as it is, so a phrase that is secret now and in such a file was in it neither as a
+      secret then (the file was clean) nor as something the bundle showed (it still does, so the
+      phrase would be struck out now): it did not come from the site's text, and bytes that did not
+      change cannot carry what was written since. A file an update left as it was may hold text of
+      an older state of the site (that is what the audit is there to find): its verdict is only
+      reused under the same fingerprints. Once a bundle shows less (a page made restricted, a
+      sentence moved into a hidden block), every file found clean before is scanned again, for the
+      text it no longer shows may be in files that were not written again.
 
-    def __init__(self, root: Path) -> None:
+    Verdicts are kept in groups, one per scan: the digest of the fingerprints it was made under,
+    what the bundle showed (only when a full build wrote the files), the verdicts still of use.
+    A bundle in which a leak was found is not remembered."""
+
+    GROUPS = 4  # per bundle (the oldest are dropped)
+
+    def __init__(self, root: Path, full_build: bool = False) -> None:
         self.root = root
+        self.full_build = full_build  # did a full build write every file scanned? (see above)
+        self._taken: dict[str, list[tuple[str, np.ndarray | None, set[str]]]] = {}  # bundle -> the groups get() took verdicts from
 
     def _file(self, bundle: str) -> Path:
-        return self.root / CACHE_DIR / f"audit-{bundle}.txt"
+        return self.root / CACHE_DIR / f"audit-{bundle}.npz"
 
-    def get(self, bundle: str, prints: str) -> frozenset[str]:
+    def _groups(self, bundle: str) -> list[tuple[str, np.ndarray | None, set[str]]]:
         try:
-            lines = self._file(bundle).read_text(encoding="ascii").split("\n")
-        except (OSError, UnicodeDecodeError):
-            return frozenset()
-        return frozenset(lines[1:]) if lines[0] == prints else frozenset()
+            with np.load(self._file(bundle)) as saved:  # (no pickles: allow_pickle stays off)
+                notes = json.loads(str(saved["notes"]))
+                return [(key, saved[f"shown{n}"] if shown else None, set(saved[f"verdicts{n}"].tobytes().decode("ascii").split("\n")) - {""})
+                        for n, (key, shown) in enumerate(zip(notes["keys"], notes["shown"]))]
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return []
 
-    def put(self, bundle: str, prints: str, digests: set[str]) -> None:
+    def get(self, bundle: str, prints: Fingerprints) -> frozenset[str]:
+        """The verdict keys ("SHA-256:kind") of files known clean under `prints`."""
+        digest = prints.digest()
+        taken = self._taken[bundle] = [(key, shown, verdicts) for key, shown, verdicts in self._groups(bundle)
+                                       if key == digest or shown is not None and np.isin(shown, prints.shown, assume_unique=True).all()]
+        return frozenset(set().union(*(verdicts for _, _, verdicts in taken)))
+
+    def put(self, bundle: str, prints: Fingerprints, files: set[str]) -> None:
+        """Remember that the bundle's `files` (verdict keys) are clean under `prints`: those scanned
+        now in a new group (after a full build, with every file clean under the same fingerprints),
+        the others in the groups get() took them from."""
+        digest = prints.digest()
+        taken = self._taken.pop(bundle, [])
+        if self.full_build:
+            only_shown = set().union(*(v for key, _, v in taken if key != digest)) - set().union(*(v for key, _, v in taken if key == digest))
+            groups = [(digest, prints.shown, files - only_shown)]
+        else:
+            groups = [(digest, None, files - set().union(*(verdicts for _, _, verdicts in taken)))]
+        placed = set(groups[0][2])
+        for key, shown, verdicts in taken:
+            groups.append((key, shown, verdicts & files - placed))
+            placed |= groups[-1][2]
+        # the largest groups: dropping one means scanning its files again
+        groups = [group for group in [groups[0], *sorted(groups[1:], key=lambda g: -len(g[2]))] if group[2]][: self.GROUPS]
+        arrays = {}
+        for n, (_, shown, verdicts) in enumerate(groups):
+            arrays[f"shown{n}"] = shown if shown is not None else np.empty(0, np.uint64)
+            arrays[f"verdicts{n}"] = np.frombuffer("\n".join(sorted(verdicts)).encode("ascii"), np.uint8)
+        notes = {"keys": [key for key, _, _ in groups], "shown": [shown is not None for _, shown, _ in groups]}
         with replacing(self.root, self._file(bundle).name) as temporary:
-            temporary.write_text("\n".join([prints, *sorted(digests)]), encoding="ascii")
+            np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
 
 
 def scan_bundles(jobs: list[ScanJob], workers: int = 1, verdicts: CleanFiles | None = None) -> list[Leak]:
@@ -990,9 +1053,8 @@ def scan(jobs: list[ScanJob], workers: int, verdicts: CleanFiles | None = None) 
     Jobs are scanned from the least to the most restricted bundle; with several workers (and a
     large site) the files are shared out over forked processes."""
     global _jobs
-    digests = {job.bundle.name: job.prints.digest() for job in jobs} if verdicts is not None else {}
     if verdicts is not None:
-        jobs = [job._replace(clean=verdicts.get(job.bundle.name, digests[job.bundle.name])) for job in jobs]
+        jobs = [job._replace(clean=verdicts.get(job.bundle.name, job.prints)) for job in jobs]
     _jobs = sorted(jobs, key=lambda job: job.bundle.rank)
     shares = workers if workers > 1 and sum(len(job.names) for job in _jobs) >= PARALLEL_FILES else 1
     try:
@@ -1006,8 +1068,9 @@ def scan(jobs: list[ScanJob], workers: int, verdicts: CleanFiles | None = None) 
     leaks = sorted((leak for found, _, _ in parts for leak in found), key=lambda leak: (leak.bundle, leak.file, leak.origin, leak.kind))
     if verdicts is not None:
         leaking = {leak.bundle for leak in leaks}
+        prints = {job.bundle.name: job.prints for job in jobs}
         for name in sorted({name for _, _, seen in parts for name in seen} - leaking):
-            verdicts.put(name, digests[name], {digest for _, _, seen in parts for digest in seen.get(name, ())})
+            verdicts.put(name, prints[name], {digest for _, _, seen in parts for digest in seen.get(name, ())})
     return leaks, sorted(name for _, changed, _ in parts for name in changed)
 
 
@@ -1029,7 +1092,7 @@ class SavedFingerprints:
                     return None
                 origins = [tuple(origin) for origin in notes["origins"]]
                 return {name: Fingerprints(Phrases(saved[f"{name}.hashes"], saved[f"{name}.lengths"], saved[f"{name}.origins"]),
-                                           origins, notes["attachments"][name]) for name in bundles}
+                                           origins, notes["attachments"][name], saved[f"{name}.shown"]) for name in bundles}
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -1039,6 +1102,7 @@ class SavedFingerprints:
         origins = next(iter(prints.values())).origins  # (one list for all bundles: Secrets')
         notes = {"key": self.key, "origins": origins, "attachments": {name: p.hashes for name, p in prints.items()}}
         arrays = {f"{name}.{part}": getattr(p.phrases, part) for name, p in prints.items() for part in ("hashes", "lengths", "origins")}
+        arrays.update((f"{name}.shown", p.shown) for name, p in prints.items())
         with replacing(self.path.parent.parent, self.path.name) as temporary:
             np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
 

@@ -551,7 +551,7 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
             reporter.step("auditing")
             jobs = [ScanJob(staging / b.name, b, prints[b.name], bundle_files(staging / b.name),
                             manifest_files(staging / b.name) if stage else None) for b in result.bundles]
-            leaks, changed = scan(jobs, workers, CleanFiles(result.config.root) if options.cache else None)
+            leaks, changed = scan(jobs, workers, CleanFiles(result.config.root, full_build=stage is None) if options.cache else None)
             if changed:
                 discard(staging)
                 return None

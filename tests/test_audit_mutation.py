@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 from helpers import make_site, page, read_tree, run, write_files
@@ -358,6 +359,51 @@ def test_a_verdict_is_not_reused_once_the_bundle_may_hold_less(site):
     result = run(["audit", "--root", site, site / "build" / "public"])
     output = result.stdout + result.stderr
     assert result.exit_code == 1 and any(line.startswith("public/guides/") for line in leak_lines(output)), output
+
+
+def _public_prints(site):
+    from ipo_sitegen import audit
+    from ipo_sitegen.build import read_site
+
+    config, pages, gate, _ = read_site(site)
+    return audit.Secrets(config, pages, gate).for_bundles(config.bundles)["public"]
+
+
+def test_a_full_builds_verdicts_outlive_new_secrets_while_the_bundle_shows_what_it_showed(site, monkeypatch):
+    # A sentence added to an internal page widens what the public bundle must not hold, but the
+    # public bundle still shows everything it showed when the (full) build found its files clean:
+    # no public file is scanned again, by the audit or by the next build.
+    from ipo_sitegen import audit
+
+    scanned = []
+    scan_file = audit.Scanner.file
+    monkeypatch.setattr(audit.Scanner, "file", lambda self, name, *rest: scanned.append(name) or scan_file(self, name, *rest))
+    before = _public_prints(site)
+    write(site, "content/staff/_index.md", page("Staff notes", "internal", "Work in progress, for staff only.\n\n"
+                                                 "The archive migration rehearsal starts on Friday night at the northern data centre."))
+    after = _public_prints(site)
+    assert after.digest() != before.digest() and np.isin(before.shown, after.shown).all()  # (what this test is about)
+    public = site / "build" / "public"
+    assert audit_folders(site, [public]) == ([], []) and scanned == []
+    assert run_build(site).exit_code == 0 and scanned == []
+    # …and the verdicts are still of use after that build.
+    assert audit_folders(site, [public]) == ([], []) and scanned == []
+
+
+def test_a_verdict_is_not_reused_once_text_the_bundle_showed_is_secret(site):
+    # A public sentence is taken out of its page, and a later edit puts it into a registered page.
+    # A file left from when the sentence was public (as an update that missed a dependency would
+    # leave one) was found clean twice, but it must be scanned again, and fail, the third time.
+    public = site / "build" / "public"
+    sentence = "Create an account on the portal, then confirm your e-mail address."
+    (public / "stale.html").write_text(f"<p>{sentence}</p>", encoding="utf-8")
+    assert audit_folders(site, [public])[0] == []  # the sentence is public
+    started = FILES[BLOCK_SOURCE].replace(sentence + "\n", "")
+    write(site, BLOCK_SOURCE, started)
+    assert sentence not in started and audit_folders(site, [public])[0] == []  # nowhere in the site: no secret
+    write(site, ESCROW_SOURCE, FILES[ESCROW_SOURCE].replace(ESCROW_SENTENCE, f"{ESCROW_SENTENCE}\n\n{sentence}"))
+    found, _ = audit_folders(site, [public])
+    assert "stale.html" in [leak.file for leak in found], found
 
 
 def test_saved_fingerprints_are_the_ones_made_and_only_for_the_same_site(site):
