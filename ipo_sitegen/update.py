@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import AbstractSet, NamedTuple
 
 from .audit import code_version
-from .build import BundleOutput, Options, Plan, build_date
+from .build import BundleOutput, Options, Plan
 from .cache import CACHE_DIR, replacing
 from .changes import history_files
 from .content import index_source
@@ -152,8 +152,9 @@ class SavedBuild:
 
     @staticmethod
     def key_of(options: Options, out: Path) -> str:
-        # (the day decides embargoes, of pages now and at past revisions)
-        return hashlib.sha256(repr((_STATE_FORMAT, options.bundles, options.drafts, options.strict, str(out), build_date().isoformat())).encode()
+        # Not the day: it decides only whether each page is published (embargoes), which is one of
+        # its facts, so the first build of a day updates the last output like any other.
+        return hashlib.sha256(repr((_STATE_FORMAT, options.bundles, options.drafts, options.strict, str(out))).encode()
                               + code_version()).hexdigest()
 
     @classmethod

@@ -22,16 +22,16 @@ ROOT = Path(__file__).resolve().parent.parent
 EPOCH = {"SOURCE_DATE_EPOCH": "1790000000"}
 
 
-def reference(site: Path, out: Path) -> dict[str, bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **EPOCH}
+def reference(site: Path, out: Path, epoch: dict[str, str] = EPOCH) -> dict[str, bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **epoch}
     subprocess.run([sys.executable, "-m", "ipo_sitegen", "build", "--root", str(site), "--out", str(out), "-q", "--no-cache"],
                    env=env, check=True, capture_output=True)
     return read_tree(out)
 
 
-def warm_build(site: Path, out: Path) -> str:
+def warm_build(site: Path, out: Path, epoch: dict[str, str] = EPOCH) -> str:
     """`sitegen build -v` with the cache: its steps."""
-    result = run(["build", "--root", site, "--out", out, "-v"], env=EPOCH)
+    result = run(["build", "--root", site, "--out", out, "-v"], env=epoch)
     assert result.exit_code == 0, result.output
     return result.stderr
 
@@ -97,3 +97,21 @@ def test_a_new_template_or_config_builds_everything_again(story: Repo, tmp_path:
     steps = warm_build(story.root, out)
     assert "from the last build" not in steps
     assert read_tree(out) == reference(story.root, tmp_path / "reference")
+
+
+def test_the_next_days_build_updates_the_last_output_and_lifts_an_embargo(story: Repo, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    # SOURCE_DATE_EPOCH 1790000000 is 2026-09-21: the page is embargoed until the 22nd. Two days
+    # later the build updates the last output (the day is not part of the saved state) and the
+    # page is in it, as in a build from nothing on that day.
+    monkeypatch.setattr(build, "PARALLEL_PAGES", 1)
+    story.write("guide/launch.md", "---\ntitle: Launch notes\npublish_date: 2026-09-22\n---\nThe portal opens to every office.\n")
+    story.commit("Prepare the launch notes")
+    out = tmp_path / "out"
+    warm_build(story.root, out)
+    assert not (out / "public" / "guide" / "launch").exists()
+    later = {"SOURCE_DATE_EPOCH": str(1790000000 + 2 * 86400)}
+    assert "from the last build" in warm_build(story.root, out, later)
+    built, expected = read_tree(out), reference(story.root, tmp_path / "reference", later)
+    assert (out / "public" / "guide" / "launch" / "index.html").is_file()
+    assert built.keys() == expected.keys(), sorted(built.keys() ^ expected.keys())
+    assert [name for name in built if built[name] != expected[name]] == []
