@@ -1107,10 +1107,10 @@ class SavedFingerprints:
             np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
 
 
-def bundle_fingerprints(plan, site: str | None = None) -> dict[str, Fingerprints]:
+def bundle_fingerprints(plan, site: str | None = None, workers: int = 1) -> dict[str, Fingerprints]:
     """The fingerprints of every bundle of a build's plan, by bundle name; with `site` (the site's
     fingerprint), saved for `sitegen audit`."""
-    prints = Secrets(plan.config, plan.site, plan.gate, plan.history).for_bundles(plan.bundles)
+    prints = Secrets(plan.config, plan.site, plan.gate, plan.history).for_bundles(plan.bundles, workers)
     if site is not None:
         SavedFingerprints(plan.config.root, site).put(prints)
     return prints

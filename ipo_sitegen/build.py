@@ -27,7 +27,7 @@ from jinja2 import TemplateError, TemplateSyntaxError
 
 from . import links
 from .audit import CleanFiles, ScanJob, bundle_files, bundle_fingerprints, scan
-from .cache import CACHE_DIR, RenderCache, render_key, replacing, still_valid
+from .cache import CACHE_DIR, RenderCache, cache_folder, render_key, replacing, still_valid
 from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, history_url
 from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
 from .content import Page, Site
@@ -537,7 +537,8 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
             # workers inherit.
             beside = Beside(partial(_stage, result, stage, staging, out, workers), workers)
             try:
-                prints = fingerprints()
+                # (the staging takes a core for a part of the time: the lookups use every core)
+                prints = partial(bundle_fingerprints, result, site_key, workers)() if options.audit else None
                 staged, problem = beside.get()
             finally:
                 beside.close()
@@ -559,7 +560,7 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
         if result.save_search and remember is not None:
             remember(staging)
-        swap_in(staging, out, [b.name for b in result.bundles])
+        swap_in(staging, out, [b.name for b in result.bundles], cache_folder(result.config.root) / "trash" if options.cache else None)
     except TemplateError as exc:
         discard(staging)
         raise BuildError([template_problem(exc, result.config)], "template error") from exc

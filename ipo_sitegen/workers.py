@@ -98,3 +98,22 @@ class Beside(Generic[T]):
         if self.pool is not None:
             self.pool.terminate()
             self.pool = None
+
+
+def detached(task: Callable[[], object]) -> None:
+    """Run `task` in a process of its own that this one does not wait for (nor its caller: it
+    holds none of this process's files or pipes open, so `subprocess.run(capture_output=True)`
+    of a command that uses this returns when the command does). Forked twice, so that the task's
+    process is never left a zombie of a long-lived parent (`serve`)."""
+    child = os.fork()
+    if child == 0:
+        try:
+            if os.fork() == 0:
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
+                task()
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -254,6 +256,33 @@ def test_out_option_writes_the_bundles_elsewhere(tmp_path):
     for bundle in BUNDLES:
         assert (tmp_path / "published" / bundle / "index.html").is_file()
         assert json.loads((tmp_path / "published" / bundle / "manifest.json").read_text())["bundle"] == bundle
+
+
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["beside the cache", "on another file system"])
+def test_the_replaced_output_goes_in_the_background_and_leaves_nothing_behind(tmp_path, elsewhere):
+    # The last output, replaced, is moved into the cache's trash and removed by a detached process;
+    # where it cannot be moved there (another file system: /dev/shm is a tmpfs), it is removed at once.
+    import tempfile
+    import time
+
+    if elsewhere and not Path("/dev/shm").is_dir():
+        pytest.skip("no /dev/shm here")
+    site = make_site(tmp_path, MEDIUM_SITE)
+    out = Path(tempfile.mkdtemp(dir="/dev/shm")) / "out" if elsewhere else site / "build"
+    try:
+        for text in ("Guides for everyone.", "Guides for every office."):
+            (site / "content/guides/_index.md").write_text(page("Guides", "public", text), encoding="utf-8")
+            build_ok(site, "--out", str(out))
+            assert sorted(p.name for p in out.iterdir()) == sorted(BUNDLES)  # (no staging or retired folder left)
+            assert text in (out / "public/guides/index.html").read_text(encoding="utf-8")
+        trash = site / ".sitegen-cache" / "trash"
+        deadline = time.monotonic() + 30
+        while trash.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not trash.exists()
+    finally:
+        if elsewhere:
+            shutil.rmtree(out.parent, ignore_errors=True)
 
 
 # -- The leak check -----------------------------------------------------------------------------
