@@ -983,7 +983,11 @@ class CleanFiles:
       an older state of the site (that is what the audit is there to find): its verdict is only
       reused under the same fingerprints. Once a bundle shows less (a page made restricted, a
       sentence moved into a hidden block), every file found clean before is scanned again, for the
-      text it no longer shows may be in files that were not written again.
+      text it no longer shows may be in files that were not written again. What such a reused
+      verdict does not report, where a scan from nothing would, is a new secret phrase that an
+      unchanged file already held without taking it from the site's text (a template override's own
+      words, an author's name): a false alarm on the information that file carries, but one that a
+      build from nothing (`--no-cache`, a fresh CI clone) raises.
 
     Verdicts are kept in groups, one per scan: the digest of the fingerprints it was made under,
     what the bundle showed (only when a full build wrote the files), the verdicts still of use.

@@ -542,7 +542,7 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
             beside = Beside(partial(_stage, result, stage, staging, out, workers), workers)
             try:
                 # (the staging takes a core for a part of the time: the lookups use every core)
-                prints = partial(bundle_fingerprints, result, site_key, workers)() if options.audit else None
+                prints = bundle_fingerprints(result, site_key, workers) if options.audit else None
                 staged, problem = beside.get()
             finally:
                 beside.close()

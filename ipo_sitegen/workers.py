@@ -112,7 +112,7 @@ def detached(task: Callable[[], object]) -> None:
                 null = os.open(os.devnull, os.O_RDWR)
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
-                os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
+                os.closerange(3, os.sysconf("SC_OPEN_MAX"))
                 task()
         finally:
             os._exit(0)

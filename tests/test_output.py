@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -262,9 +264,6 @@ def test_out_option_writes_the_bundles_elsewhere(tmp_path):
 def test_the_replaced_output_goes_in_the_background_and_leaves_nothing_behind(tmp_path, elsewhere):
     # The last output, replaced, is moved into the cache's trash and removed by a detached process;
     # where it cannot be moved there (another file system: /dev/shm is a tmpfs), it is removed at once.
-    import tempfile
-    import time
-
     if elsewhere and not Path("/dev/shm").is_dir():
         pytest.skip("no /dev/shm here")
     site = make_site(tmp_path, MEDIUM_SITE)
