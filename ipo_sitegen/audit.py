@@ -1025,7 +1025,7 @@ class CleanFiles:
         the others in the groups get() took them from."""
         digest = prints.digest()
         taken = self._taken.pop(bundle, [])
-        if self.full_build:
+        if self.full_build and len(prints.shown):  # (fingerprints made elsewhere than Secrets list nothing shown)
             only_shown = set().union(*(v for key, _, v in taken if key != digest)) - set().union(*(v for key, _, v in taken if key == digest))
             groups = [(digest, prints.shown, files - only_shown)]
         else:
