@@ -26,7 +26,7 @@ from typing import AbstractSet, Callable, TypeVar
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from . import links
-from .audit import CleanFiles, ScanJob, bundle_files, bundle_fingerprints, scan
+from .audit import CleanFiles, KnownSecrets, ScanJob, bundle_files, bundle_fingerprints, scan
 from .cache import CACHE_DIR, RenderCache, cache_folder, render_key, replacing, still_valid
 from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, history_url
 from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
@@ -74,6 +74,9 @@ class Plan:
     # Whether the process that makes a bundle's search index saves it in the cache, for the next
     # build to update (see search.save_index).
     save_search: bool = False
+    # What the audit worked out, kept for the next audit by a plan that keeps its search indexes
+    # (`serve`: see audit.Secrets.known).
+    secrets: KnownSecrets | None = None
 
     @cached_property
     def history(self) -> History | None:

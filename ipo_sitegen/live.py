@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jinja2 import TemplateError
 
-from .audit import ScanJob, Secrets, scan_bundles
+from .audit import KnownSecrets, ScanJob, Secrets, scan_bundles
 from .build import BuildResult, BundleOutput, Options, Plan, build, plan
 from .config import Config
 from .errors import BuildError
@@ -38,6 +38,7 @@ class LiveBuild:
         self.pending: tuple[Plan, dict[str, set[str]], set[str], set[str]] | None = None
         self.facts: dict[str, PageFacts] = {}
         self.manifests: dict[str, dict[str, str]] = {}  # bundle -> its manifest's files, as this process last wrote them
+        self.secrets: KnownSecrets | None = None  # what the last settle's audit worked out
 
     def full(self) -> BuildResult:
         self.pending = None
@@ -45,6 +46,7 @@ class LiveBuild:
         gc.unfreeze()  # the last full build's objects may be garbage now
         result = build(self.root, self.options, need_plan=True)
         self.last = result.plan
+        self.secrets = result.plan.secrets
         self.manifests = {b.name: manifest_files(self.out / b.name) for b in result.plan.bundles}  # read now, not at the first save
         _compile_theme(result.plan.config)
         self.facts = facts_of(result.plan)
@@ -117,11 +119,13 @@ class LiveBuild:
         if self.pending is None:
             return True
         new, written, stale, changed_pages = self.pending
-        # In this process, not forked ones: serve runs this beside its server's threads.
-        secrets = Secrets(new.config, new.site, new.gate, new.history)
+        # In this process, not forked ones: serve runs this beside its server's threads. What the
+        # last settle worked out is taken where it still holds (an edit of public text: 2 s, not 6).
+        secrets = Secrets(new.config, new.site, new.gate, new.history, self.secrets, keep=True)
         if interrupted():
             return False
         prints = secrets.for_bundles(new.bundles)
+        self.secrets = secrets.known()
         for bundle in new.bundles:
             if interrupted():
                 return False

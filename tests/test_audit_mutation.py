@@ -406,6 +406,42 @@ def test_a_verdict_is_not_reused_once_text_the_bundle_showed_is_secret(site):
     assert "stale.html" in [leak.file for leak in found], found
 
 
+def _signature(prints) -> dict:
+    """What fingerprints say, whatever the numbering of their origins."""
+    return {name: (p.phrases.hashes.tobytes(), p.phrases.lengths.tobytes(), [p.origins[o] for o in p.phrases.origins.tolist()],
+                   sorted(p.hashes.items()), p.shown.tobytes()) for name, p in prints.items()}
+
+
+def test_fingerprints_from_what_an_earlier_audit_worked_out_are_those_made_anew(site):
+    # `serve` hands each settle what the last one worked out: the table is taken over when its
+    # inputs are the same, and only texts not shown before are looked up. Whatever the edit, the
+    # fingerprints must be those made from nothing.
+    from ipo_sitegen import audit
+    from ipo_sitegen.build import read_site
+
+    started = FILES[BLOCK_SOURCE]
+    edits = [
+        ("a public sentence added", True, lambda: write(site, BLOCK_SOURCE, started + "\nOffices can print the receipt.\n")),
+        ("a registered sentence quoted in public", True,
+         lambda: write(site, BLOCK_SOURCE, started + f"\nOffices can print the receipt.\n\n{ESCROW_SENTENCE}\n")),
+        ("the quote taken out again", True, lambda: write(site, BLOCK_SOURCE, started + "\nOffices can print the receipt.\n")),
+        ("a public page added", True, lambda: write(site, "content/guides/fees.md", page("Fees", "public", "Fees are due at filing."))),
+        ("an internal page edited", False, lambda: write(site, "content/staff/_index.md", page("Staff notes", "internal", "The rota changes."))),
+        ("a registered block edited", False, lambda: write(site, BLOCK_SOURCE, started.replace("within two hours", "within one hour"))),
+        ("a page made registered", False, lambda: write(site, "content/guides/fees.md", page("Fees", "registered", "Fees are due at filing."))),
+    ]
+    config, pages, gate, _ = read_site(site)
+    secrets = audit.Secrets(config, pages, gate, keep=True)
+    secrets.for_bundles(config.bundles)
+    for what, same_table, edit in edits:
+        edit()
+        config, pages, gate, _ = read_site(site)
+        known = secrets.known()
+        secrets = audit.Secrets(config, pages, gate, known=known, keep=True)
+        assert (secrets.phrases is known.phrases) == same_table, what
+        assert _signature(secrets.for_bundles(config.bundles)) == _signature(audit.Secrets(config, pages, gate).for_bundles(config.bundles)), what
+
+
 def test_saved_fingerprints_are_the_ones_made_and_only_for_the_same_site(site):
     from ipo_sitegen import audit
     from ipo_sitegen.build import read_site, site_fingerprint
