@@ -28,9 +28,9 @@ import unicodedata
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 from urllib.parse import unquote
 
 import numpy as np
@@ -402,13 +402,44 @@ def _text_keys(texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class KnownSecrets:
     """What one Secrets leaves for a later one (see Secrets.__init__), without the site it was
-    made from."""
+    made from: in memory (`serve`), or in the cache (`save`, `load`) for the next build."""
 
-    key: bytes  # digest of the table's inputs
+    key: bytes  # digest of the table's inputs and of the code
     origins: list[tuple[str, str]]
     phrases: Phrases
     theme_seen: np.ndarray | None
     found: dict[tuple[int, int], np.ndarray]
+
+    def save(self, root: Path) -> None:
+        found = list(self.found.items())
+        arrays = {"hashes": self.phrases.hashes, "lengths": self.phrases.lengths, "origins": self.phrases.origins,
+                  "ranks": self.phrases.ranks, "theme_seen": self.theme_seen if self.theme_seen is not None else np.empty(0, bool),
+                  "texts": np.array([digest for (digest, _), _ in found], np.uint64),
+                  "readers": np.array([lowest for (_, lowest), _ in found], np.int64),
+                  "counts": np.array([len(indices) for _, indices in found], np.int64),
+                  "indices": np.concatenate([indices for _, indices in found]) if found else np.empty(0, np.intp)}
+        notes = {"key": self.key.hex(), "origins": self.origins, "theme_seen": self.theme_seen is not None}
+        with replacing(root, _KNOWN) as temporary:
+            np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
+
+    @classmethod
+    def load(cls, root: Path, key: bytes) -> KnownSecrets | None:
+        """What the last build saved, if it was worked out for this key (nothing else is read then)."""
+        try:
+            with np.load(root / CACHE_DIR / _KNOWN) as saved:  # (no pickles: allow_pickle stays off)
+                notes = json.loads(str(saved["notes"]))
+                if notes["key"] != key.hex():
+                    return None
+                counts, indices = saved["counts"], saved["indices"]
+                found = dict(zip(zip(saved["texts"].tolist(), saved["readers"].tolist()), np.split(indices, np.cumsum(counts)[:-1])))
+                return cls(key, [tuple(origin) for origin in notes["origins"]],
+                           Phrases(saved["hashes"], saved["lengths"], saved["origins"], saved["ranks"]),
+                           saved["theme_seen"] if notes["theme_seen"] else None, found)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+_KNOWN = "secrets.npz"  # in the cache folder (see KnownSecrets)
 
 
 class Secrets:
@@ -421,18 +452,19 @@ class Secrets:
     """
 
     def __init__(self, config: Config, site: Site, gate: Gate, history: History | None = None,
-                 known: KnownSecrets | None = None, keep: bool = False) -> None:
-        """With `known` (what the Secrets of an earlier state of the site left: see `known()`),
-        when every input of the table is the same (an edit of text that every bundle sees), the
-        table and what each shown text was found to hold are taken from it, and for_bundles looks
-        up only the texts that were not shown then. `keep`: `known()` will be asked for (the
-        inputs are digested: 0.2 s at 5,000 pages)."""
+                 known: Callable[[bytes], KnownSecrets | None] | None = None, keep: bool = False) -> None:
+        """`known` gives, for the digest of the table's inputs, what the Secrets of an earlier state
+        of the site left (see `known()`), if it was made from the same inputs (an edit of text that
+        every bundle sees): then the table and what each shown text was found to hold are taken
+        from it, and for_bundles looks up only the texts that were not shown then. `keep`:
+        `known()` will be asked for (the inputs are digested: 0.2 s at 5,000 pages)."""
         self.config, self.site, self.gate, self.history = config, site, gate, history
         self._targets: dict[str, tuple[str, ...]] = {}
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
         self.key = self._key() if known is not None or keep else b""
-        if known is not None and known.key == self.key:
-            self.origins, self.phrases, self._theme_seen, self._found = known.origins, known.phrases, known.theme_seen, known.found
+        taken = known(self.key) if known is not None else None
+        if taken is not None and taken.key == self.key:
+            self.origins, self.phrases, self._theme_seen, self._found = taken.origins, taken.phrases, taken.theme_seen, taken.found
         else:
             self.origins: list[tuple[str, str]] = []  # (origin, kind), numbered for the table
             lowest = min((b.rank for b in config.bundles), default=0)  # what the least restricted bundle sees is no secret
@@ -468,7 +500,7 @@ class Secrets:
         """A digest of everything the table is made of (see _pages), and of what decides it: what
         the least restricted bundle sees is left out of the table, and of the digest."""
         lowest = min((b.rank for b in self.config.bundles), default=0)
-        digest = hashlib.sha256(repr((self.config.tiers, [b.rank for b in self.config.bundles], self._messages())).encode())
+        digest = hashlib.sha256(code_version() + repr((self.config.tiers, [b.rank for b in self.config.bundles], self._messages())).encode())
         for source, rank, page, text, blocks in self._pages():
             hidden = [(b.rank, b.line, b.text) for b in blocks if b.rank > lowest]
             if rank > lowest:
@@ -1182,14 +1214,18 @@ class SavedFingerprints:
 
 def bundle_fingerprints(plan, site: str | None = None, workers: int = 1) -> dict[str, Fingerprints]:
     """The fingerprints of every bundle of a build's plan, by bundle name; with `site` (the site's
-    fingerprint), saved for `sitegen audit`. A plan that keeps its search indexes (`serve`'s) keeps
-    what the audit worked out too, for its next one."""
-    secrets = Secrets(plan.config, plan.site, plan.gate, plan.history, keep=plan.search is not None)
+    fingerprint), saved for `sitegen audit`, and what the audit worked out saved for the next build
+    (taken from the last one's, see Secrets). A plan that keeps its search indexes (`serve`'s)
+    keeps what the audit worked out too, for its next one."""
+    root = plan.config.root
+    secrets = Secrets(plan.config, plan.site, plan.gate, plan.history, partial(KnownSecrets.load, root) if site is not None else None,
+                      keep=site is not None or plan.search is not None)
     prints = secrets.for_bundles(plan.bundles, workers)
     if plan.search is not None:
         plan.secrets = secrets.known()
     if site is not None:
-        SavedFingerprints(plan.config.root, site).put(prints)
+        SavedFingerprints(root, site).put(prints)
+        secrets.known().save(root)
     return prints
 
 

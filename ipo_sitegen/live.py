@@ -121,7 +121,7 @@ class LiveBuild:
         new, written, stale, changed_pages = self.pending
         # In this process, not forked ones: serve runs this beside its server's threads. What the
         # last settle worked out is taken where it still holds (an edit of public text: 2 s, not 6).
-        secrets = Secrets(new.config, new.site, new.gate, new.history, self.secrets, keep=True)
+        secrets = Secrets(new.config, new.site, new.gate, new.history, lambda key: self.secrets, keep=True)
         if interrupted():
             return False
         prints = secrets.for_bundles(new.bundles)

@@ -115,3 +115,27 @@ def test_the_next_days_build_updates_the_last_output_and_lifts_an_embargo(story:
     assert (out / "public" / "guide" / "launch" / "index.html").is_file()
     assert built.keys() == expected.keys(), sorted(built.keys() ^ expected.keys())
     assert [name for name in built if built[name] != expected[name]] == []
+
+
+def test_a_build_after_an_edit_of_public_text_takes_the_audits_table_from_the_last_build(story: Repo, tmp_path: Path,  # noqa: F811
+                                                                                       monkeypatch) -> None:
+    # The text of a public page is no secret of any bundle: the table of secret phrases that the
+    # last build saved still holds, and the fingerprints made from it are those made from nothing
+    # (test_audit_mutation); the output is that of a build from nothing.
+    from ipo_sitegen import audit
+
+    made: list[int] = []
+    phrases = audit.Secrets._phrases
+    monkeypatch.setattr(audit.Secrets, "_phrases", lambda self, items: made.append(1) or phrases(self, items))
+    out = tmp_path / "out"
+    warm_build(story.root, out)
+    assert made == [1]
+    intro = story.root / "content" / "guide" / "intro.md"
+    intro.write_text(intro.read_text(encoding="utf-8") + "\nOne more public sentence for offices.\n", encoding="utf-8")
+    assert "from the last build" in warm_build(story.root, out)
+    assert made == [1]  # (taken from the cache)
+    story.write("ops/keys.md", page("Key ceremony", None, "Keys come from the module brindlewharf."))
+    assert "from the last build" in warm_build(story.root, out)
+    assert made == [1, 1]  # (a restricted page's text is a secret of the public bundle)
+    built, expected = read_tree(out), reference(story.root, tmp_path / "reference")
+    assert built.keys() == expected.keys() and [name for name in built if built[name] != expected[name]] == []
