@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import re
 import signal
+import struct
 import sys
 import unicodedata
 import zlib
@@ -440,6 +441,91 @@ class KnownSecrets:
 
 
 _KNOWN = "secrets.npz"  # in the cache folder (see KnownSecrets)
+_SHOWN = "shown-texts.bin"  # in the cache folder (see save_shown)
+
+
+_SHOWN_CHUNK = 1 << 20  # bytes of text compressed on their own: a text is read back without the others
+
+
+def save_shown(root: Path, texts: Iterable[str], digests: np.ndarray) -> None:
+    """Keep the texts the bundles show (with their digests: see Fingerprints.shown), compressed,
+    for the audit of a later build to read those a bundle no longer shows (see CleanFiles).
+
+    Texts are compressed a megabyte at a time, each run on its own and written as it is made, so
+    that neither this nor the reader holds a large site's text (a hundred megabytes) at once. After
+    the runs comes the index: for each text its digest, run and end in the run; the end of each
+    run in the file; then the counts of texts and runs."""
+    runs: list[int] = []
+    where: list[tuple[int, int]] = []  # (run, end of the text in it) of each text
+    with replacing(root, _SHOWN) as temporary:
+        with open(temporary, "wb") as file:
+            pending: list[bytes] = []
+            size = 0
+            for text in texts:
+                data = text.encode("utf-8", "surrogatepass")
+                pending.append(data)
+                size += len(data)
+                where.append((len(runs), size))
+                if size >= _SHOWN_CHUNK:
+                    file.write(zlib.compress(b"".join(pending), 1))
+                    runs.append(file.tell())
+                    pending, size = [], 0
+            if pending:
+                file.write(zlib.compress(b"".join(pending), 1))
+                runs.append(file.tell())
+            file.write(digests.astype("<u8").tobytes() + np.array(where, "<i8").reshape(-1).tobytes()
+                       + np.array(runs, "<i8").tobytes() + struct.pack("<QQ", len(where), len(runs)))
+
+
+class _ShownTexts:
+    """The texts save_shown kept: the index read when first asked for, a run when one of its texts is."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / CACHE_DIR / _SHOWN
+        self._index: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # digests sorted, their order, (run, end), run ends
+        self._read = False
+
+    def _load_index(self) -> None:
+        self._read = True
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(-16, os.SEEK_END)
+                count, runs = struct.unpack("<QQ", file.read(16))
+                size = 8 * count + 16 * count + 8 * runs
+                file.seek(-16 - size, os.SEEK_END)
+                index = file.read(size)
+        except (OSError, ValueError, struct.error):
+            return
+        if len(index) != size:
+            return
+        digests = np.frombuffer(index[: 8 * count], "<u8")
+        order = np.argsort(digests, kind="stable")
+        self._index = (digests[order], order, np.frombuffer(index[8 * count : 24 * count], "<i8").reshape(-1, 2),
+                       np.frombuffer(index[24 * count :], "<i8"))
+
+    def get(self, wanted: np.ndarray) -> list[str] | None:
+        """The texts with these digests; None if one of them is not kept."""
+        if not self._read:
+            self._load_index()
+        if self._index is None or not len(self._index[0]):
+            return None
+        digests, order, where, run_ends = self._index
+        at = np.minimum(np.searchsorted(digests, wanted), len(digests) - 1)
+        if not (digests[at] == wanted).all():
+            return None
+        texts, runs = [], {}
+        try:
+            with open(self.path, "rb") as file:
+                for number in order[at].tolist():
+                    run, end = where[number].tolist()
+                    if run not in runs:
+                        file.seek(run_ends[run - 1] if run else 0)
+                        runs[run] = zlib.decompress(file.read(run_ends[run] - (run_ends[run - 1] if run else 0)))
+                    start = where[number - 1][1] if number and where[number - 1][0] == run else 0
+                    texts.append(runs[run][start:end].decode("utf-8", "surrogatepass"))
+        except (OSError, zlib.error, UnicodeDecodeError):
+            return None
+        return texts
 
 
 class Secrets:
@@ -626,14 +712,15 @@ class Secrets:
                     texts.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
         return texts, files
 
-    def for_bundles(self, bundles: list[Bundle], workers: int = 1) -> dict[str, Fingerprints]:
+    def for_bundles(self, bundles: list[Bundle], workers: int = 1, keep_shown: Path | None = None) -> dict[str, Fingerprints]:
         """The fingerprints of several bundles, by name: everything each must not contain, minus
         what it legitimately shows.
 
         What the bundles show overlaps (a public page is in every bundle), so every distinct text
         is tokenised and looked up once, marked with the bundles that show it (a bit each), and
         what it holds is remembered (see __init__); with several workers, the texts are shared
-        out over forked processes (which inherit the table)."""
+        out over forked processes (which inherit the table). With `keep_shown` (a site root), the
+        texts shown are kept in its cache for later audits (see save_shown)."""
         table = self.phrases
         assert table.ranks is not None
         allowed = {bundle.name: self._allowed(bundle) for bundle in bundles}
@@ -644,6 +731,8 @@ class Secrets:
                     shows[text] = shows.get(text, 0) | 1 << bit
         ranks = [bundle.rank for bundle in bundles]
         digests = _digests(shows)
+        if keep_shown is not None:
+            save_shown(keep_shown, shows, digests)
         keys = [(digest, min(rank for bit, rank in enumerate(ranks) if bits >> bit & 1)) for digest, bits in zip(digests.tolist(), shows.values())]
         new = [(number, text) for number, (key, text) in enumerate(zip(keys, shows)) if key not in self._found]
         found = dict(zip((keys[number] for number, _ in new), self._found_by([(text, keys[number][1]) for number, text in new], workers)))
@@ -1083,8 +1172,11 @@ class CleanFiles:
       change cannot carry what was written since. A file an update left as it was may hold text of
       an older state of the site (that is what the audit is there to find): its verdict is only
       reused under the same fingerprints. Once a bundle shows less (a page made restricted, a
-      sentence moved into a hidden block), every file found clean before is scanned again, for the
-      text it no longer shows may be in files that were not written again. What such a reused
+      sentence moved into a hidden block, any edit of text it shows), the text it no longer shows
+      may be in files that were not written again: it is read back (a full build keeps the texts
+      shown, see save_shown), and if any of it holds a phrase the bundle must not, every file found
+      clean before is scanned again. (The proof above then holds with "shown then" read as "shown
+      then and still shown, or holding no such phrase".) What such a reused
       verdict does not report, where a scan from nothing would, is a new secret phrase that an
       unchanged file already held without taking it from the site's text (a template override's own
       words, an author's name): a false alarm on the information that file carries, but one that a
@@ -1100,6 +1192,7 @@ class CleanFiles:
         self.root = root
         self.full_build = full_build  # did a full build write every file scanned? (see above)
         self._taken: dict[str, list[tuple[str, np.ndarray | None, set[str]]]] = {}  # bundle -> the groups get() took verdicts from
+        self._shown = _ShownTexts(root)
 
     def _file(self, bundle: str) -> Path:
         return self.root / CACHE_DIR / f"audit-{bundle}.npz"
@@ -1117,8 +1210,20 @@ class CleanFiles:
         """The verdict keys ("SHA-256:kind") of files known clean under `prints`."""
         digest = prints.digest()
         taken = self._taken[bundle] = [(key, shown, verdicts) for key, shown, verdicts in self._groups(bundle)
-                                       if key == digest or shown is not None and np.isin(shown, prints.shown, assume_unique=True).all()]
+                                       if key == digest or shown is not None and self._shows_enough(shown, prints)]
         return frozenset(set().union(*(verdicts for _, _, verdicts in taken)))
+
+    def _shows_enough(self, shown: np.ndarray, prints: Fingerprints) -> bool:
+        """Does the bundle still show all it showed (`shown`), or, if not, does none of the texts it
+        no longer shows hold a phrase it must not (read from what the last full build kept)?"""
+        lost = np.setdiff1d(shown, prints.shown, assume_unique=True)
+        if not len(lost):
+            return True
+        texts = self._shown.get(lost)  # (the theme, the code or an attachment are never among them: no)
+        if texts is None:
+            return False
+        forms = [form for text in texts for form in (visible_words(text), _marked_up_lines(text)) if form]
+        return not prints.any(_text_keys(forms)[0])
 
     def put(self, bundle: str, prints: Fingerprints, files: set[str]) -> None:
         """Remember that the bundle's `files` (verdict keys) are clean under `prints`: those scanned
@@ -1212,15 +1317,16 @@ class SavedFingerprints:
             np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
 
 
-def bundle_fingerprints(plan, site: str | None = None, workers: int = 1) -> dict[str, Fingerprints]:
+def bundle_fingerprints(plan, site: str | None = None, workers: int = 1, full_build: bool = False) -> dict[str, Fingerprints]:
     """The fingerprints of every bundle of a build's plan, by bundle name; with `site` (the site's
     fingerprint), saved for `sitegen audit`, and what the audit worked out saved for the next build
-    (taken from the last one's, see Secrets). A plan that keeps its search indexes (`serve`'s)
-    keeps what the audit worked out too, for its next one."""
+    (taken from the last one's, see Secrets), with the texts the bundles show after a full build
+    (see CleanFiles). A plan that keeps its search indexes (`serve`'s) keeps what the audit worked
+    out too, for its next one."""
     root = plan.config.root
     secrets = Secrets(plan.config, plan.site, plan.gate, plan.history, partial(KnownSecrets.load, root) if site is not None else None,
                       keep=site is not None or plan.search is not None)
-    prints = secrets.for_bundles(plan.bundles, workers)
+    prints = secrets.for_bundles(plan.bundles, workers, root if site is not None and full_build else None)
     if plan.search is not None:
         plan.secrets = secrets.known()
     if site is not None:

@@ -536,7 +536,7 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
     result.save_search = remember is not None and result.search is None  # (`serve` keeps its plan and indexes in memory)
     try:
         if stage is None:  # (the fingerprints are worked out here while the workers write)
-            fingerprints = partial(bundle_fingerprints, result, site_key) if options.audit else lambda: None
+            fingerprints = partial(bundle_fingerprints, result, site_key, full_build=True) if options.audit else lambda: None
             counts, prints = write_bundles(result, staging, out, workers, fingerprints)
         else:
             # Staged in a forked process while this one works out the fingerprints: the search indexes

@@ -391,6 +391,34 @@ def test_a_full_builds_verdicts_outlive_new_secrets_while_the_bundle_shows_what_
     assert audit_folders(site, [public]) == ([], []) and scanned == []
 
 
+def test_a_full_builds_verdicts_outlive_text_the_bundle_no_longer_shows_if_it_holds_no_secret(site, monkeypatch):
+    # A public sentence is reworded (the public bundle no longer shows the old one) and an internal
+    # page gains a sentence: the old wording, kept by the full build, holds nothing the public
+    # bundle must not, so no public file is scanned again, as if only the internal edit were made.
+    from ipo_sitegen import audit
+
+    scanned = []
+    scan_file = audit.Scanner.file
+    monkeypatch.setattr(audit.Scanner, "file", lambda self, name, *rest: scanned.append(name) or scan_file(self, name, *rest))
+    write(site, BLOCK_SOURCE, FILES[BLOCK_SOURCE].replace("Fill in the application form", "Complete the application form"))
+    write(site, "content/staff/_index.md", page("Staff notes", "internal", "Work in progress, for staff only.\n\n"
+                                                 "The archive migration rehearsal starts on Friday night at the northern data centre."))
+    assert audit_folders(site, [site / "build" / "public"]) == ([], []) and scanned == []
+
+
+def test_a_full_builds_verdicts_go_once_text_the_bundle_showed_is_secret(site):
+    # The full build wrote a public sentence into the page that shows it. An edit moves the sentence
+    # into a registered page; the page file, had an update missed it, would still hold it: the text
+    # the public bundle no longer shows now holds a secret, so its files are scanned again.
+    sentence = "Create an account on the portal, then confirm your e-mail address."
+    stale = "guides/getting-started/index.html"
+    assert sentence in (site / "build" / "public" / stale).read_text(encoding="utf-8")
+    write(site, BLOCK_SOURCE, FILES[BLOCK_SOURCE].replace(sentence + "\n", ""))
+    write(site, ESCROW_SOURCE, FILES[ESCROW_SOURCE].replace(ESCROW_SENTENCE, f"{ESCROW_SENTENCE}\n\n{sentence}"))
+    found, _ = audit_folders(site, [site / "build" / "public"])
+    assert stale in [leak.file for leak in found], found
+
+
 def test_a_verdict_is_not_reused_once_text_the_bundle_showed_is_secret(site):
     # A public sentence is taken out of its page, and a later edit puts it into a registered page.
     # A file left from when the sentence was public (as an update that missed a dependency would

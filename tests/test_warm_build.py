@@ -127,15 +127,25 @@ def test_a_build_after_an_edit_of_public_text_takes_the_audits_table_from_the_la
     made: list[int] = []
     phrases = audit.Secrets._phrases
     monkeypatch.setattr(audit.Secrets, "_phrases", lambda self, items: made.append(1) or phrases(self, items))
+    scanned: list[str] = []
+    scan_file = audit.Scanner.file
+    monkeypatch.setattr(audit.Scanner, "file", lambda self, name, data, bundle, *rest: scanned.append(f"{bundle}/{name}")
+                        or scan_file(self, name, data, bundle, *rest))
     out = tmp_path / "out"
     warm_build(story.root, out)
     assert made == [1]
+    first = read_tree(out)
     intro = story.root / "content" / "guide" / "intro.md"
     intro.write_text(intro.read_text(encoding="utf-8") + "\nOne more public sentence for offices.\n", encoding="utf-8")
     assert "from the last build" in warm_build(story.root, out)
     assert made == [1]  # (taken from the cache)
     story.write("ops/keys.md", page("Key ceremony", None, "Keys come from the module brindlewharf."))
+    scanned.clear()
     assert "from the last build" in warm_build(story.root, out)
     assert made == [1, 1]  # (a restricted page's text is a secret of the public bundle)
+    # The public bundle no longer shows the introduction's old text, which holds no secret: only
+    # files written since the full build are scanned again under the grown fingerprints.
+    last = read_tree(out)
+    assert scanned and set(scanned) <= {name for name in last if first.get(name) != last[name]}, scanned
     built, expected = read_tree(out), reference(story.root, tmp_path / "reference")
     assert built.keys() == expected.keys() and [name for name in built if built[name] != expected[name]] == []
