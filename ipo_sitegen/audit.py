@@ -525,7 +525,7 @@ class _ShownTexts:
                     texts.append(runs[run][start:end].decode("utf-8", "surrogatepass"))
         except (OSError, zlib.error, UnicodeDecodeError):
             return None
-        return texts
+        return texts if (_digests(texts) == wanted).all() else None  # (a damaged file reads as none)
 
 
 class Secrets:

@@ -507,3 +507,22 @@ def test_the_same_bytes_are_judged_again_under_a_name_that_decodes_them_otherwis
     (public / "b.json").write_bytes(data)
     found, _ = audit_folders(site, [public])
     assert [leak.file for leak in found] == ["b.json"], found
+
+
+def test_the_texts_a_full_build_keeps_read_back_by_digest_and_nothing_from_a_damaged_file(tmp_path):
+    import random
+
+    from ipo_sitegen import audit
+
+    rng = random.Random(5)  # texts over several compressed runs, one empty
+    texts = list(dict.fromkeys(["", *("".join(rng.choice("abcdé xyz\n") for _ in range(rng.randint(1, 300_000))) for _ in range(30))]))
+    digests = audit._digests(texts)
+    audit.save_shown(tmp_path, texts, digests)
+    picked = rng.sample(range(len(texts)), 12)
+    assert audit._ShownTexts(tmp_path).get(digests[picked]) == [texts[n] for n in picked]
+    assert audit._ShownTexts(tmp_path).get(np.array([12345], np.uint64)) is None  # never kept
+    kept = tmp_path / ".sitegen-cache" / "shown-texts.bin"
+    data = bytearray(kept.read_bytes())
+    data[10] ^= 0xFF  # (inside the first compressed run)
+    kept.write_bytes(bytes(data))
+    assert audit._ShownTexts(tmp_path).get(digests[:3]) is None
