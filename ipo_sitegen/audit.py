@@ -417,8 +417,7 @@ class KnownSecrets:
                   "ranks": self.phrases.ranks, "theme_seen": self.theme_seen if self.theme_seen is not None else np.empty(0, bool),
                   "texts": np.array([digest for (digest, _), _ in found], np.uint64),
                   "readers": np.array([lowest for (_, lowest), _ in found], np.int64),
-                  "counts": np.array([len(indices) for _, indices in found], np.int64),
-                  "indices": np.concatenate([indices for _, indices in found]) if found else np.empty(0, np.intp)}
+                  **dict(zip(("counts", "indices"), _packed([indices for _, indices in found])))}
         notes = {"key": self.key.hex(), "origins": self.origins, "theme_seen": self.theme_seen is not None}
         with replacing(root, _KNOWN) as temporary:
             np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
@@ -431,13 +430,22 @@ class KnownSecrets:
                 notes = json.loads(str(saved["notes"]))
                 if notes["key"] != key.hex():
                     return None
-                counts, indices = saved["counts"], saved["indices"]
-                found = dict(zip(zip(saved["texts"].tolist(), saved["readers"].tolist()), np.split(indices, np.cumsum(counts)[:-1])))
+                found = dict(zip(zip(saved["texts"].tolist(), saved["readers"].tolist()), _unpacked(saved["counts"], saved["indices"])))
                 return cls(key, [tuple(origin) for origin in notes["origins"]],
                            Phrases(saved["hashes"], saved["lengths"], saved["origins"], saved["ranks"]),
                            saved["theme_seen"] if notes["theme_seen"] else None, found)
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def _packed(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays of different lengths as (their lengths, all of them): two arrays to save or send back
+    rather than one per text."""
+    return np.array([len(a) for a in arrays], np.int64), np.concatenate(arrays) if arrays else np.empty(0, np.intp)
+
+
+def _unpacked(counts: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
+    return np.split(values, np.cumsum(counts)[:-1]) if len(counts) else []
 
 
 _KNOWN = "secrets.npz"  # in the cache folder (see KnownSecrets)
@@ -781,7 +789,7 @@ class Secrets:
                 parts = pool.map(_found_share, list(zip(bounds, bounds[1:])), chunksize=1)
         finally:
             _showing = None
-        return [found for counts, indices in parts for found in np.split(indices, np.cumsum(counts)[:-1])]
+        return [found for part in parts for found in _unpacked(*part)]
 
     def _found_in(self, texts: list[tuple[str, int]]) -> list[np.ndarray]:
         """For each (text, rank of the least restricted bundle that shows it), the phrases of the
@@ -845,14 +853,12 @@ PARALLEL_TEXT = 1 << 24  # characters of shown text below which one process does
 _showing: tuple[Secrets, list[tuple[str, int]]] | None = None  # what forked workers look up (inherited, not pickled)
 
 
-def _found_share(bounds: tuple[int, int]) -> tuple[list[int], np.ndarray]:
-    """_found_in of a run of the texts, as (count of phrases of each text, all of them): one array to
-    send back rather than one per text."""
+def _found_share(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """_found_in of a run of the texts, packed (see _packed)."""
     assert _showing is not None
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     secrets, texts = _showing
-    found = secrets._found_in(texts[bounds[0] : bounds[1]])
-    return [len(f) for f in found], np.concatenate(found) if found else np.empty(0, np.intp)
+    return _packed(secrets._found_in(texts[bounds[0] : bounds[1]]))
 
 
 def _by_first_letter(names: set[str]) -> str:

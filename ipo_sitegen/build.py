@@ -41,7 +41,7 @@ from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
 from .report import Reporter
 from .search import SearchIndex, save_index, saved_index_name, write_search
 from .workers import Beside, default_workers, forking
-from .write import BundleWriter, clean_stale_staging, discard, manifest_files, staging_folder, swap_in
+from .write import BundleWriter, clean_stale_staging, manifest_files, remove, staging_folder, swap_in
 
 
 @dataclass
@@ -552,7 +552,7 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
             if problem is not None:
                 raise BuildError([problem], "template error")
             if staged is None:
-                discard(staging)
+                remove(staging)
                 return None
             counts = staged
         if prints is not None:
@@ -561,7 +561,7 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
                             manifest_files(staging / b.name) if stage else None) for b in result.bundles]
             leaks, changed = scan(jobs, workers, CleanFiles(result.config.root, full_build=stage is None) if options.cache else None)
             if changed:
-                discard(staging)
+                remove(staging)
                 return None
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
@@ -569,10 +569,10 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
             remember(staging)
         swap_in(staging, out, [b.name for b in result.bundles], cache_folder(result.config.root) / "trash" if options.cache else None)
     except TemplateError as exc:
-        discard(staging)
+        remove(staging)
         raise BuildError([template_problem(exc, result.config)], "template error") from exc
     except BaseException:
-        discard(staging)
+        remove(staging)
         raise
     return counts
 

@@ -149,10 +149,6 @@ def remove(folder: Path, trash: Path | None = None) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def discard(staging: Path) -> None:
-    shutil.rmtree(staging, ignore_errors=True)
-
-
 def clean_stale_staging(out: Path, older_than: float = 3600.0) -> None:
     """Remove staging folders left by killed runs (they never held a swapped-in bundle).
 
