@@ -185,6 +185,14 @@ def word_keys(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return keys, starts, ends
 
 
+def _ngrams_at(keys: np.ndarray, n: int, at: np.ndarray) -> np.ndarray:
+    """`_ngrams(keys, n)[at]`, without the windows that are not wanted."""
+    hashes = np.full(len(at), _SALT[n], np.uint64)
+    for k in range(n):
+        hashes += keys[at + k] * _MULT[k]
+    return hashes
+
+
 def _ngrams(keys: np.ndarray, n: int) -> np.ndarray:
     """The hash of every n-word window of `keys`, in order."""
     count = len(keys) - n + 1
@@ -197,17 +205,22 @@ def _ngrams(keys: np.ndarray, n: int) -> np.ndarray:
 
 
 class _Lookup:
-    """Some of a table's hashes (`rows`; None: all), with a bitmap of their top bits: with about
-    one bit in 64 set, it rules out most hashes looked up before a binary search of the table
-    (which would miss the cache at every step of a large one)."""
+    """Some of a table's hashes (`chosen`, a mask; None: all), with a bitmap of their top bits: with
+    about one bit in 64 set, it rules out most hashes looked up before a binary search of the table
+    (which would miss the cache at every step of a large one). Made a million hashes at a time: the
+    whole table's top bits at once would add hundreds of megabytes to the peak of a large site."""
 
-    def __init__(self, hashes: np.ndarray, rows: np.ndarray | None) -> None:
-        chosen = hashes if rows is None else hashes[rows]
-        bits = min(27, max(10, (64 * len(chosen)).bit_length()))  # (at most 16 MB)
+    def __init__(self, hashes: np.ndarray, chosen: np.ndarray | None) -> None:
+        count = len(hashes) if chosen is None else int(np.count_nonzero(chosen))
+        bits = min(27, max(10, (64 * count).bit_length()))  # (at most 16 MB)
         self.shift = np.uint64(64 - bits)
-        top = (chosen >> self.shift).astype(np.intp)
         self.bits = np.zeros((1 << bits) // 8, np.uint8)
-        np.bitwise_or.at(self.bits, top >> 3, (1 << (top & 7)).astype(np.uint8))
+        for start in range(0, len(hashes), _CHUNK):
+            part = hashes[start : start + _CHUNK]
+            if chosen is not None:
+                part = part[chosen[start : start + _CHUNK]]
+            top = (part >> self.shift).astype(np.intp)
+            np.bitwise_or.at(self.bits, top >> 3, np.left_shift(1, top & 7).astype(np.uint8))
 
     def maybe(self, needles: np.ndarray) -> np.ndarray:
         """The positions of the needles that may be among the chosen hashes."""
@@ -274,7 +287,7 @@ class Phrases:
 
     def _lookup(self, shingles: bool) -> _Lookup:
         if shingles not in self._lookups:
-            self._lookups[shingles] = _Lookup(self.hashes, np.flatnonzero((self.lengths == SHINGLE) == shingles))
+            self._lookups[shingles] = _Lookup(self.hashes, (self.lengths == SHINGLE) == shingles)
         return self._lookups[shingles]
 
     def seen_in(self, hashes: np.ndarray, offsets: list[tuple[int, int]] | None = None) -> np.ndarray:
@@ -367,7 +380,7 @@ def _theme_text() -> str:
     return "\n".join(p.read_text(encoding="utf-8") for p in sorted(theme.glob("*/*")) if p.is_file())
 
 
-_CHUNK = 1 << 20  # words of shown text hashed at a time (a window per word and phrase length)
+_CHUNK = 1 << 20  # words of shown text hashed at a time (a window per word and phrase length), or hashes put in a bitmap
 _BATCH = 1 << 20  # characters of text split into words at a time (word_keys holds ~30 bytes a character)
 
 
@@ -650,21 +663,25 @@ class Secrets:
         lengths = np.diff(marks, prepend=-1) - 1  # words per item
         starts = marks - lengths
         single = (lengths == 1) & (word_lengths[starts] < MIN_SINGLE)  # one short word: no fingerprint
+        del word_lengths
         short_of = np.where(whole & (lengths < SHINGLE) & ~single, lengths, 0)
-        shingles = _ngrams(keys, SHINGLE)
-        gaps = np.concatenate(([0], np.cumsum(keys == _NO_WORD, dtype=np.int32)))  # separators before each position
-        inside = gaps[SHINGLE : SHINGLE + len(shingles)] == gaps[: len(shingles)]  # (a mask: an index is 8 bytes a word)
-        del gaps
-        owner = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths + 1)[: len(shingles)]
-        hashes, owners = [shingles[inside]], [owner[inside]]
-        sizes = [np.full(len(hashes[0]), SHINGLE, np.uint8)]
-        del shingles, owner, inside
+        hashes, owners, sizes = [], [], []
         for n in range(1, SHINGLE):
             chosen = np.flatnonzero(short_of == n)
-            hashes.append(_ngrams(keys, n)[starts[chosen]])
+            hashes.append(_ngrams_at(keys, n, starts[chosen]))
             owners.append(chosen.astype(np.int32))
             sizes.append(np.full(len(chosen), n, np.uint8))
-        del keys, word_lengths
+        shingles = _ngrams(keys, SHINGLE)
+        del keys
+        inside = np.ones(len(shingles), bool)  # the windows with no separator in them (a mask: an index is 8 bytes a word)
+        for back in range(SHINGLE):
+            window = marks - back  # the windows that hold a separator `back` words in
+            inside[window[(window >= 0) & (window < len(inside))]] = False
+        hashes.insert(0, shingles[inside])
+        del shingles
+        owners.insert(0, np.repeat(np.arange(len(lengths), dtype=np.int32), lengths + 1)[: len(inside)][inside])
+        sizes.insert(0, np.full(len(hashes[0]), SHINGLE, np.uint8))
+        del inside
         # One array at a time, each freed before the next is made: a large site has tens of millions
         # of words, and every copy alive at once adds hundreds of megabytes to the peak.
         hash_of = np.concatenate(hashes)
@@ -750,7 +767,8 @@ class Secrets:
             if len(self._found[key]):
                 seen[self._found[key]] |= bits
         if self._theme_seen is None:
-            self._theme_seen = table.seen_in(*table.windows(_text_keys([_theme_text()])[0]))  # the theme is in every bundle
+            # (the theme is in every bundle; a few thousand words: searched for, with no bitmap to make)
+            self._theme_seen = table.seen_in(table.windows(_text_keys([_theme_text()])[0])[0])
         made = {}
         attachments = self.site.attachments
         text_bits = np.array(list(shows.values()), np.uint64)
