@@ -331,6 +331,20 @@ def test_an_index_updated_after_edits_has_the_bytes_of_one_built_anew():
         assert index.files == build_index(corpus, shard_bytes=4_000).files
 
 
+def test_postings_made_block_by_block_are_those_made_at_once(monkeypatch):
+    # A large bundle's codes are joined per term a block of pages at a time (memory): blocks of a few
+    # pages, which split the postings of most terms, give the bytes of one block.
+    import ipo_sitegen.search as search
+
+    corpus = _corpus(120)
+    whole = build_index(corpus, shard_bytes=4_000)
+    monkeypatch.setattr(search, "_BLOCK_PAIRS", 50)
+    search.forget()
+    blocked = build_index(corpus, shard_bytes=4_000)
+    assert blocked.postings == whole.postings and blocked.files == whole.files
+    assert len({len(terms.numbers) for terms, _ in blocked.analysed}) > 1  # (pages of several sizes: uneven blocks)
+
+
 def test_an_index_of_other_pages_is_built_anew():
     corpus = _corpus(40)
     index = build_index(corpus, shard_bytes=4_000)
