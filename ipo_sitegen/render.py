@@ -31,11 +31,31 @@ def make_environment(config: Config) -> Environment:
     return _environment(folder, state)
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _ThemeEnvironment(Environment):
+    """Jinja2's environment, with `a.b` read from a dict by key without trying an attribute first.
+
+    Jinja2 tries getattr(a, "b") and then a["b"]; a plain dict has no attributes but its methods,
+    so for any other name the first try always fails, and a failed getattr raises (about 1 µs).
+    Templates read the dicts we hand them (site, sidebar, history items…) three million times
+    for a site of 5,000 pages. The result is Jinja2's in every case: a method name goes the usual way."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=4)
 def _environment(templates_dir: Path, state: tuple) -> Environment:
     loaders = [FileSystemLoader(str(templates_dir))] if templates_dir.is_dir() else []
     loaders.append(PackageLoader("ipo_sitegen", "theme/templates"))
-    env = Environment(
+    env = _ThemeEnvironment(
         loader=ChoiceLoader(loaders),
         autoescape=select_autoescape(["html", "xml"], default_for_string=True),
         undefined=StrictUndefined,

@@ -407,3 +407,21 @@ def test_a_build_with_unchanged_inputs_verifies_the_output_and_rebuilds_what_was
         assert build(site, Options()).plan is not None, touch
         assert read_tree(site / "build") == before
         assert build(site, Options()).plan is None
+
+
+def test_the_theme_environment_reads_dicts_as_jinja2_does():
+    # Keys are read without a failed attribute lookup first (speed); what a template gets must be
+    # Jinja2's own answer, method names and missing keys included.
+    from jinja2 import Environment, StrictUndefined, UndefinedError
+
+    from ipo_sitegen.render import _ThemeEnvironment
+
+    data = {"site": {"title": "T", "items": [1, 2], "keys": "k", "get": "g"}, "rows": [{"page": "p", "current": True}]}
+    source = ("{{ site.title }} {{ site['items'] }} {{ site.items() | list | length }} {{ site.keys is callable }} "
+              "{{ site['keys'] }} {{ site.get('title') }} {% for r in rows %}{{ r.page }}{{ r.current }}{% endfor %} "
+              "{{ site.missing is defined }} {{ site.__class__.__name__ }}")
+    ours = _ThemeEnvironment(undefined=StrictUndefined).from_string(source).render(data)
+    assert ours == Environment(undefined=StrictUndefined).from_string(source).render(data)
+    assert ours.startswith("T [1, 2] 4 True k T pTrue False dict")
+    with pytest.raises(UndefinedError):
+        _ThemeEnvironment(undefined=StrictUndefined).from_string("{{ site.missing }}").render(data)
