@@ -327,9 +327,20 @@ class BundleOutput:
         """The search index; with `previous`, updated from it for the pages of `changed` (see write_search)."""
         dates = {s: items[-1].commit.time for s, items in self.views.changes.items() if items}
         # Each body is made when the index reads it and then dropped: a large bundle's bodies at once
-        # would be a hundred megabytes or more.
-        index = write_search(self.writer, self.theme, self.pages, {p.source: partial(self.body, p) for p in self.pages}, dates,
-                             previous, changed)
+        # would be a hundred megabytes or more. A rendered text that references no attachment has the
+        # text of its finalised body (a link keeps its words whether it is locked or not; a locked
+        # image shows its alt text), so the index reads it as rendered, known by its compressed
+        # bytes: a text that several bundles or pages show is made and read once.
+        bodies: dict[str, str | Callable[[], str]] = {}
+        text_keys: dict[str, bytes] = {}
+        for page in self.pages:
+            rendered = self.result.rendered[(page.source, self.bundle.name)]
+            if rendered.files:
+                bodies[page.source] = partial(self.body, page)
+            else:
+                bodies[page.source] = partial(getattr, rendered, "html")
+                text_keys[page.source] = hashlib.sha1(b"rendered\0" + rendered.packed).digest()
+        index = write_search(self.writer, self.theme, self.pages, bodies, dates, previous, changed, text_keys)
         if self.result.search is not None:
             self.result.search[self.bundle.name] = index
         if self.result.save_search:

@@ -191,6 +191,9 @@ class Entry:
     tier: int = 0
     parent: str | None = None  # source of the enclosing section's index page, if any
     date: int = 0  # time of the last change (Unix seconds), 0 when unknown: recency ranking
+    # When set, a digest that only bodies with the same text have (the index then memoises the text by
+    # it, and makes the HTML only for a text it has not seen): rather than a digest of the HTML.
+    text_key: bytes = b""
 
 
 def fields(entry: Entry, blocks: Sequence[Block]) -> list[tuple[int, str]]:
@@ -527,18 +530,29 @@ def _text_digest(blocks: Sequence[Block]) -> bytes:
 
 def analyse(entry: Entry, snippet_chars: int) -> tuple[PageTerms, str]:
     """A page's terms (with the bundle-independent part of their postings) and its snippet text."""
-    html = entry.html if isinstance(entry.html, str) else entry.html()  # made now, dropped after
-    digest = hashlib.sha1(html.encode()).digest()
+    html: str | None = None  # made when needed, dropped after
+
+    def blocks_of_html() -> tuple[Block, ...]:
+        nonlocal html
+        if html is None:
+            html = entry.html if isinstance(entry.html, str) else entry.html()
+        return tuple(body_blocks(html))
+
+    if entry.text_key:
+        digest = entry.text_key
+    else:
+        html = entry.html if isinstance(entry.html, str) else entry.html()
+        digest = hashlib.sha1(html.encode()).digest()
     blocks: tuple[Block, ...] | None = None
     text = _BODIES.get(digest)
     if text is None:
-        blocks = tuple(body_blocks(html))
+        blocks = blocks_of_html()
         text = _BODIES[digest] = _text_digest(blocks)
     key = (entry.title, entry.summary, entry.labels, text, snippet_chars)
     found = _PAGES.get(key)
     if found is None:
         if blocks is None:
-            blocks = tuple(body_blocks(html))
+            blocks = blocks_of_html()
         found = _PAGES[key] = page_terms(fields(entry, blocks)), excerpt(blocks, snippet_chars)
     return found
 
@@ -752,9 +766,11 @@ def _index(entries: list[Entry], analysed: list[tuple[PageTerms, str]], encoded:
 
 
 # ---- Writing it into a bundle --------------------------------------------------------------------
-def entries_for(pages, bodies: Mapping[str, str | Callable[[], str]], dates: Mapping[str, int] | None = None) -> list[Entry]:
+def entries_for(pages, bodies: Mapping[str, str | Callable[[], str]], dates: Mapping[str, int] | None = None,
+                text_keys: Mapping[str, bytes] | None = None) -> list[Entry]:
     """Index entries for the pages of one bundle; `bodies` are their finalised HTML bodies by source
-    (or what makes them: a large bundle's bodies need not be in memory all at once)."""
+    (or what makes them: a large bundle's bodies need not be in memory all at once), or a body with
+    the same text where `text_keys` gives a page's (see Entry.text_key)."""
     in_bundle = {p.source for p in pages}
     out = []
     for page in pages:
@@ -764,7 +780,7 @@ def entries_for(pages, bodies: Mapping[str, str | Callable[[], str]], dates: Map
             candidate = posixpath.join(section, "_index.md") if section else None
             parent = candidate if candidate in in_bundle else None
         out.append(Entry(page.source, page.url, page.title, bodies[page.source], page.summary, tuple(page.labels),
-                         max(page.rank, 0), parent, (dates or {}).get(page.source, 0)))
+                         max(page.rank, 0), parent, (dates or {}).get(page.source, 0), (text_keys or {}).get(page.source, b"")))
     return out
 
 
@@ -772,7 +788,8 @@ _INDEX_FILE = re.compile(r"search/(?:docs|shard-\d+)\.js")
 
 
 def write_search(writer, theme, pages, bodies: Mapping[str, str | Callable[[], str]], dates: Mapping[str, int] | None = None,
-                 previous: SearchIndex | None = None, changed: AbstractSet[str] = frozenset()) -> SearchIndex:
+                 previous: SearchIndex | None = None, changed: AbstractSet[str] = frozenset(),
+                 text_keys: Mapping[str, bytes] | None = None) -> SearchIndex:
     """Write search/ (page, docs.js, shards) and the search script into one bundle.
 
     `theme` is the bundle's ThemeRenderer; `dates` maps a page source to the time of its last change
@@ -781,7 +798,7 @@ def write_search(writer, theme, pages, bodies: Mapping[str, str | Callable[[], s
     updated from it (see update_index) and only the files that differ are written.
     """
     tiers = theme.config.tiers[: theme.bundle.rank + 1]
-    entries = entries_for(pages, bodies, dates)
+    entries = entries_for(pages, bodies, dates, text_keys)
     index = build_index(entries, tiers) if previous is None else update_index(previous, entries, changed, tiers)
     # Into a bundle that holds an index already, only the files that differ (and none that are gone).
     for name in sorted(n for n in writer.hashes if _INDEX_FILE.fullmatch(n) and n[len("search/") :] not in index.files):

@@ -434,6 +434,30 @@ def test_gated_words_are_only_in_the_bundles_that_show_them(site_factory):
     assert public.postings("restart") and public.postings("wizard")["guide/setup/"][0] == BODY
 
 
+def test_each_bundle_is_indexed_as_it_shows_its_pages(site_factory):
+    # The index reads most bodies as rendered, before links are finalised (their words are the same);
+    # a body that references an attachment is read finalised: a locked image shows its alt text.
+    from helpers import MEDIUM_SITE
+
+    from ipo_sitegen.build import BundleOutput, Options, plan
+    from ipo_sitegen.search import entries_for, forget
+    from ipo_sitegen.write import BundleWriter
+
+    site = site_factory({**MEDIUM_SITE, "content/guides/gallery.md": page(
+        "Gallery", "public", "The racks: ![Rackmount photograph](../staff/rack.png). See the [portal](../members/portal.md).")})
+    build_ok(site)
+    result = plan(site, Options())
+    for bundle in result.bundles:
+        output = BundleOutput(result, bundle, BundleWriter(site / "scratch" / bundle.name))
+        entries = entries_for(output.pages, {p.source: output.body(p) for p in output.pages})
+        forget()
+        expected = build_index(entries, result.config.tiers[: bundle.rank + 1])
+        assert _bundle_index(site / "build" / bundle.name).files == expected.files, bundle.name
+    public = _bundle_index(site / "build" / "public")
+    assert "guides/gallery/" in public.postings("rackmount")  # (the alt text of the locked image)
+    assert "guides/gallery/" in public.postings("portal")
+
+
 def test_every_bundle_gets_a_search_page_and_a_search_box(site_factory):
     site = site_factory(GATED_SITE)
     build_ok(site)
