@@ -424,26 +424,34 @@ class KnownSecrets:
     theme_seen: np.ndarray | None
     found: dict[tuple[int, int], np.ndarray]
 
-    def save(self, root: Path) -> None:
+    def save(self, root: Path, table: bool = True) -> None:
+        """Into the cache: the table (unless `table` is False: the cache holds it already, under
+        this key) and what the shown texts were found to hold, in two files (the table is most of
+        it, 56 MB at 5,000 pages, and an edit of text every bundle sees keeps it)."""
+        if table:
+            arrays = {"hashes": self.phrases.hashes, "lengths": self.phrases.lengths, "origins": self.phrases.origins,
+                      "ranks": self.phrases.ranks, "theme_seen": self.theme_seen if self.theme_seen is not None else np.empty(0, bool)}
+            notes = {"key": self.key.hex(), "origins": self.origins, "theme_seen": self.theme_seen is not None}
+            with replacing(root, _KNOWN_TABLE) as temporary:
+                np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
         found = list(self.found.items())
-        arrays = {"hashes": self.phrases.hashes, "lengths": self.phrases.lengths, "origins": self.phrases.origins,
-                  "ranks": self.phrases.ranks, "theme_seen": self.theme_seen if self.theme_seen is not None else np.empty(0, bool),
-                  "texts": np.array([digest for (digest, _), _ in found], np.uint64),
+        arrays = {"texts": np.array([digest for (digest, _), _ in found], np.uint64),
                   "readers": np.array([lowest for (_, lowest), _ in found], np.int64),
                   **dict(zip(("counts", "indices"), _packed([indices for _, indices in found])))}
-        notes = {"key": self.key.hex(), "origins": self.origins, "theme_seen": self.theme_seen is not None}
-        with replacing(root, _KNOWN) as temporary:
-            np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
+        with replacing(root, _KNOWN_FOUND) as temporary:
+            np.savez(temporary, notes=np.array(json.dumps({"key": self.key.hex()})), **arrays)
 
     @classmethod
     def load(cls, root: Path, key: bytes) -> KnownSecrets | None:
         """What the last build saved, if it was worked out for this key (nothing else is read then)."""
         try:
-            with np.load(root / CACHE_DIR / _KNOWN) as saved:  # (no pickles: allow_pickle stays off)
+            with np.load(root / CACHE_DIR / _KNOWN_FOUND) as saved_found, np.load(root / CACHE_DIR / _KNOWN_TABLE) as saved:
+                # (no pickles: allow_pickle stays off)
                 notes = json.loads(str(saved["notes"]))
-                if notes["key"] != key.hex():
+                if notes["key"] != key.hex() or json.loads(str(saved_found["notes"]))["key"] != key.hex():
                     return None
-                found = dict(zip(zip(saved["texts"].tolist(), saved["readers"].tolist()), _unpacked(saved["counts"], saved["indices"])))
+                found = dict(zip(zip(saved_found["texts"].tolist(), saved_found["readers"].tolist()),
+                                 _unpacked(saved_found["counts"], saved_found["indices"])))
                 return cls(key, [tuple(origin) for origin in notes["origins"]],
                            Phrases(saved["hashes"], saved["lengths"], saved["origins"], saved["ranks"]),
                            saved["theme_seen"] if notes["theme_seen"] else None, found)
@@ -461,7 +469,8 @@ def _unpacked(counts: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
     return np.split(values, np.cumsum(counts)[:-1]) if len(counts) else []
 
 
-_KNOWN = "secrets.npz"  # in the cache folder (see KnownSecrets)
+_KNOWN_TABLE = "secrets.npz"  # in the cache folder (see KnownSecrets)
+_KNOWN_FOUND = "secrets-found.npz"
 _SHOWN = "shown-texts.bin"  # in the cache folder (see save_shown)
 
 
@@ -570,6 +579,8 @@ class Secrets:
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
         self.key = self._key() if known is not None or keep else b""
         taken = known(self.key) if known is not None else None
+        # whether the table (with the theme's phrases) came from `known`: then where it came from holds it
+        self.table_taken = taken is not None and taken.key == self.key and taken.theme_seen is not None
         if taken is not None and taken.key == self.key:
             self.origins, self.phrases, self._theme_seen, self._found = taken.origins, taken.phrases, taken.theme_seen, taken.found
         else:
@@ -1355,7 +1366,7 @@ def bundle_fingerprints(plan, site: str | None = None, workers: int = 1, full_bu
         plan.secrets = secrets.known()
     if site is not None:
         SavedFingerprints(root, site).put(prints)
-        secrets.known().save(root)
+        secrets.known().save(root, table=not secrets.table_taken)
     return prints
 
 

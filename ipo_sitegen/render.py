@@ -32,6 +32,7 @@ def make_environment(config: Config) -> Environment:
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
+_jinja_getattr = Environment.getattr  # (called directly: super() would add a lookup to every other attribute read)
 
 
 class _ThemeEnvironment(Environment):
@@ -48,7 +49,7 @@ class _ThemeEnvironment(Environment):
                 return obj[attribute]
             except KeyError:
                 pass
-        return super().getattr(obj, attribute)
+        return _jinja_getattr(self, obj, attribute)
 
 
 @lru_cache(maxsize=4)

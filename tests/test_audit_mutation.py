@@ -462,8 +462,11 @@ def test_fingerprints_from_what_an_earlier_audit_worked_out_are_those_made_anew(
     config, pages, gate, _ = read_site(site)
     secrets = audit.Secrets(config, pages, gate, keep=True)
     secrets.for_bundles(config.bundles)
+    table_file = site / ".sitegen-cache" / "secrets.npz"
     for what, same_table, edit in edits:
-        secrets.known().save(site)  # (and what the next build takes from the cache)
+        written = table_file.stat().st_mtime_ns if table_file.exists() else None
+        secrets.known().save(site, table=not secrets.table_taken)  # (as a build does, for the next one)
+        assert (table_file.stat().st_mtime_ns == written) == secrets.table_taken, what  # (a table taken over is there already)
         edit()
         config, pages, gate, _ = read_site(site)
         known = secrets.known()
@@ -474,6 +477,11 @@ def test_fingerprints_from_what_an_earlier_audit_worked_out_are_those_made_anew(
         saved = audit.Secrets(config, pages, gate, known=partial(audit.KnownSecrets.load, site))
         assert (audit.KnownSecrets.load(site, saved.key) is not None) == same_table, what
         assert _signature(saved.for_bundles(config.bundles)) == anew, what
+    # What was found is read only with the table it was found with.
+    secrets.known().save(site, table=not secrets.table_taken)
+    assert audit.KnownSecrets.load(site, secrets.key) is not None
+    (site / ".sitegen-cache" / "secrets-found.npz").write_bytes(b"not an archive")
+    assert audit.KnownSecrets.load(site, secrets.key) is None
 
 
 def test_saved_fingerprints_are_the_ones_made_and_only_for_the_same_site(site):
