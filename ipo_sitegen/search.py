@@ -532,27 +532,23 @@ def analyse(entry: Entry, snippet_chars: int) -> tuple[PageTerms, str]:
     """A page's terms (with the bundle-independent part of their postings) and its snippet text."""
     html: str | None = None  # made when needed, dropped after
 
-    def blocks_of_html() -> tuple[Block, ...]:
+    def made() -> str:
         nonlocal html
         if html is None:
             html = entry.html if isinstance(entry.html, str) else entry.html()
-        return tuple(body_blocks(html))
+        return html
 
-    if entry.text_key:
-        digest = entry.text_key
-    else:
-        html = entry.html if isinstance(entry.html, str) else entry.html()
-        digest = hashlib.sha1(html.encode()).digest()
+    digest = entry.text_key or hashlib.sha1(made().encode()).digest()
     blocks: tuple[Block, ...] | None = None
     text = _BODIES.get(digest)
     if text is None:
-        blocks = blocks_of_html()
+        blocks = tuple(body_blocks(made()))
         text = _BODIES[digest] = _text_digest(blocks)
     key = (entry.title, entry.summary, entry.labels, text, snippet_chars)
     found = _PAGES.get(key)
     if found is None:
         if blocks is None:
-            blocks = blocks_of_html()
+            blocks = tuple(body_blocks(made()))
         found = _PAGES[key] = page_terms(fields(entry, blocks)), excerpt(blocks, snippet_chars)
     return found
 
