@@ -39,7 +39,7 @@ class BundleWriter:
         self.previous = previous if previous is not None and previous.is_dir() else None
         folder.mkdir(parents=True, exist_ok=True)
         # Files are written through os on string paths: a bundle has tens of thousands of them, and
-        # pathlib took three times as long (70 µs a file, 45,000 files at 5,000 pages).
+        # pathlib took twice as long (16 against 8 µs a file on tmpfs; 45,000 files at 5,000 pages).
         self._base = str(folder) + os.sep
         self._folders: set[str] = {""}  # made already: one mkdir per folder, not per file
 
