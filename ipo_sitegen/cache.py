@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+import lz4
 import markdown
 import pygments
 
@@ -25,8 +26,8 @@ from . import __version__
 from .markup import EXTENSION_CONFIGS, EXTENSIONS, LinkIndex, Rendered, resolve_target
 
 CACHE_DIR = ".sitegen-cache"
-_FORMAT = 3  # of the stored entries (2: Rendered keeps its HTML compressed; 3: and its headings pickled)
-_SALT = repr((_FORMAT, __version__, markdown.__version__, pygments.__version__, EXTENSIONS,
+_FORMAT = 4  # of the stored entries (2: Rendered keeps its HTML compressed; 3: and its headings pickled; 4: by LZ4)
+_SALT = repr((_FORMAT, __version__, markdown.__version__, pygments.__version__, lz4.library_version_string(), EXTENSIONS,
               sorted(EXTENSION_CONFIGS.items(), key=str))).encode()
 
 

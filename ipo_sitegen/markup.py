@@ -13,12 +13,12 @@ import pickle
 import posixpath
 import re
 import signal
-import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 from xml.etree.ElementTree import Element
 
+import lz4.block
 import markdown
 from markdown import util as markdown_util
 from markdown.blockprocessors import BlockProcessor, BlockQuoteProcessor, HashHeaderProcessor, HRProcessor, ReferenceProcessor
@@ -79,10 +79,13 @@ class Rendered:
     """One gated text rendered once; shared by every bundle that sees the same text.
 
     The HTML is kept compressed: a build holds every page's body until the last bundle is written
-    (and `serve` for as long as it runs), and the forked writers start with all of it. Compressing
-    a body costs less than a tenth of rendering it; equal bodies have equal `packed` bytes."""
+    (and `serve` for as long as it runs), and the forked writers start with all of it. LZ4 rather
+    than zlib: a body is unpacked for every bundle that shows it and again for the search index,
+    17,000 times in a build of 5,000 pages, and LZ4 packs 4 times and unpacks 6 times as fast
+    (1.3 → 0.3 s and 1.6 → 0.25 s there) for a third more bytes (30 → 44 MB). Equal bodies have
+    equal `packed` bytes."""
 
-    packed: bytes  # the HTML, zlib-compressed
+    packed: bytes  # the HTML, LZ4-compressed (block format, with its size)
     packed_toc: bytes  # the headings (Python-Markdown's toc_tokens), pickled: dozens of small objects otherwise
     pages: list[str] = field(default_factory=list)  # page sources it links to
     files: list[str] = field(default_factory=list)  # attachment sources it references
@@ -90,7 +93,7 @@ class Rendered:
 
     @property
     def html(self) -> str:
-        return zlib.decompress(self.packed).decode()
+        return lz4.block.decompress(self.packed).decode()
 
     @property
     def toc(self) -> list[dict]:
@@ -271,7 +274,7 @@ class Renderer:
         self.md.reset()
         # The toc step walks the whole tree for a paragraph that is just "[TOC]": only when the text has one.
         self.toc.marker = self.toc_marker if self.toc_marker in text else ""
-        rendered.packed = zlib.compress(self.md.convert(text).encode(), 1)
+        rendered.packed = lz4.block.compress(self.md.convert(text).encode())
         rendered.packed_toc = pickle.dumps(getattr(self.md, "toc_tokens", []), protocol=pickle.HIGHEST_PROTOCOL)
         rendered.pages = sorted(set(rendered.pages))
         rendered.files = sorted(set(rendered.files))
