@@ -86,10 +86,11 @@ def _in_words(points: np.ndarray) -> np.ndarray:
         every = "".join(map(chr, range(0x10000)))
         _BMP_WORD_CHARS = np.frombuffer(re.sub(r"[\W_]", "\x00", every).encode("utf-32-le", "surrogatepass"), np.uint32) != 0
     inside = _BMP_WORD_CHARS[np.minimum(points, 0xFFFF)]
-    astral = points > 0xFFFF
-    if astral.any():  # rare (emoji, historic scripts): asked one distinct character at a time
-        for point in np.unique(points[astral]).tolist():
-            inside[points == point] = _WORD_CHAR.match(chr(point)) is not None
+    astral = np.flatnonzero(points > 0xFFFF)
+    if len(astral):  # rare (emoji, historic scripts): asked one distinct character at a time
+        values = points[astral]
+        for point in np.unique(values).tolist():
+            inside[astral[values == point]] = _WORD_CHAR.match(chr(point)) is not None
     return inside
 
 
@@ -156,7 +157,20 @@ _SALT = _RANDOM.integers(0, 2**63, SHINGLE + 1, dtype=np.uint64)
 _MULT = _RANDOM.integers(0, 2**63, SHINGLE, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 _BASE = np.uint64(0x100000001B3)  # of the polynomial hash of a word's characters (FNV's prime)
 _NO_WORD = 0  # the key of the phrase-end mark: no phrase contains it
-_powers = np.ones(1, np.uint64)  # _BASE ** i, for i up to the longest word seen
+
+
+def _powers_of(base: int, count: int) -> np.ndarray:
+    """base ** i mod 2^64 for i below `count`."""
+    return np.concatenate((np.ones(1, np.uint64), np.cumprod(np.full(count - 1, base, np.uint64), dtype=np.uint64)))
+
+
+# _BASE ** i and its inverse (mod 2^64: _BASE is odd) for i below _STEP, and for i a multiple of _STEP:
+# the power of any position of a text is the product of one of each, with no table as long as the text.
+_STEP = 1 << 14
+_LOW = _powers_of(int(_BASE), _STEP)
+_LOW_INVERSE = _powers_of(pow(int(_BASE), -1, 1 << 64), _STEP)
+_HIGH_BASE = pow(int(_BASE), _STEP, 1 << 64)
+_HIGH_INVERSE = pow(_HIGH_BASE, -1, 1 << 64)
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
@@ -167,19 +181,22 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 
 def word_keys(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(keys, starts, ends) of the words of a normalised text."""
-    global _powers
+    """(keys, starts, ends) of the words of a normalised text.
+
+    A word's hash is Σ char[k]·_BASE^k over its characters: from one running sum of
+    char[i]·_BASE^i over the whole text, the difference at a word's ends times _BASE^-start.
+    (Gathering each word's characters and powers took twice as long: this runs on every
+    character a build scans.)"""
     points, starts, ends = _spans(text)
     if not len(starts):
         return np.empty(0, np.uint64), starts, ends
     lengths = ends - starts
-    longest = int(lengths.max())
-    if longest > len(_powers):
-        _powers = np.cumprod(np.concatenate(([np.uint64(1)], np.full(2 * longest, _BASE, np.uint64))), dtype=np.uint64)
-    firsts = np.cumsum(lengths) - lengths  # where each word starts among the word characters
-    chars = points[np.repeat(starts - firsts, lengths) + np.arange(int(lengths.sum()))].astype(np.uint64)
-    sums = np.add.reduceat(chars * _powers[np.arange(len(chars)) - np.repeat(firsts, lengths)], firsts)
-    keys = _mix(sums + lengths.astype(np.uint64) * _MULT[0])
+    high = _powers_of(_HIGH_BASE, len(points) // _STEP + 1)
+    powers = (high[:, None] * _LOW[None, :]).reshape(-1)[: len(points)]
+    running = np.zeros(len(points) + 1, np.uint64)
+    np.cumsum(points * powers, dtype=np.uint64, out=running[1:])
+    inverse = _LOW_INVERSE[starts % _STEP] * _powers_of(_HIGH_INVERSE, len(high))[starts // _STEP]
+    keys = _mix((running[ends] - running[starts]) * inverse + lengths.astype(np.uint64) * _MULT[0])
     keys[keys == _NO_WORD] = 1
     keys[points[starts] == 0] = _NO_WORD
     return keys, starts, ends

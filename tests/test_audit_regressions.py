@@ -517,3 +517,28 @@ def test_headings_are_found_as_a_line_anchored_pattern_finds_them():
     for _ in range(50_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
         assert _headings(text) == plain.findall(text), repr(text)
+
+
+def test_word_keys_hash_each_word_as_its_own_characters_say():
+    # word_keys hashes every word from one running sum over the whole text, with powers split in
+    # chunks: a word's key must still be the polynomial hash of its own characters alone, wherever it
+    # stands (across a chunk's end, after astral characters, at the start and end of the text).
+    import random
+
+    import numpy as np
+
+    from ipo_sitegen.audit import _BASE, _MULT, _NO_WORD, _STEP, _mix, word_keys
+
+    def key(word: str) -> int:
+        value = sum(ord(char) * pow(int(_BASE), k, 1 << 64) for k, char in enumerate(word)) % (1 << 64)
+        mixed = int(_mix(np.array([(value + len(word) * int(_MULT[0])) % (1 << 64)], np.uint64))[0])
+        return 1 if mixed == _NO_WORD else mixed
+
+    rng = random.Random(7)
+    alphabet = "abcxyz09éß\U0001d400" + "      .,\n"
+    for length in (0, 1, 5, _STEP - 1, _STEP, _STEP + 3, 3 * _STEP + 11):
+        text = "".join(rng.choice(alphabet) for _ in range(length))
+        keys, starts, ends = word_keys(text)
+        words = re.findall(r"[^\W_]+", text)
+        assert [text[s:e] for s, e in zip(starts.tolist(), ends.tolist())] == words
+        assert keys.tolist() == [key(word) for word in words]
