@@ -85,7 +85,7 @@ def _in_words(points: np.ndarray) -> np.ndarray:
     if _BMP_WORD_CHARS is None:
         every = "".join(map(chr, range(0x10000)))
         _BMP_WORD_CHARS = np.frombuffer(re.sub(r"[\W_]", "\x00", every).encode("utf-32-le", "surrogatepass"), np.uint32) != 0
-    inside = _BMP_WORD_CHARS[np.minimum(points, 0xFFFF)]
+    inside = np.take(_BMP_WORD_CHARS, points, mode="clip")  # (astral characters read 0xFFFF's answer: set below)
     astral = np.flatnonzero(points > 0xFFFF)
     if len(astral):  # rare (emoji, historic scripts): asked one distinct character at a time
         values = points[astral]
