@@ -326,6 +326,9 @@ class Fingerprints:
     # Sorted 64-bit digests of everything the bundle legitimately shows (see Secrets.for_bundles):
     # what decides whether a verdict outlives a change of the fingerprints (see CleanFiles).
     shown: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    # False: perhaps also phrases the bundle legitimately shows (see Secrets.for_bundles), so a
+    # leak found with these is confirmed with exact ones before it is reported (see `confirmed`)
+    exact: bool = True
 
     @property
     def empty(self) -> bool:
@@ -435,17 +438,21 @@ class KnownSecrets:
     """What one Secrets leaves for a later one (see Secrets.__init__), without the site it was
     made from: in memory (`serve`), or in the cache (`save`, `load`) for the next build."""
 
-    key: bytes  # digest of the table's inputs and of the code
+    key: bytes  # digest of the table's inputs and of the code (b"": no table)
     origins: list[tuple[str, str]]
-    phrases: Phrases
+    phrases: Phrases | None  # the table (None: the cache held one for other inputs)
     theme_seen: np.ndarray | None
+    # (digest of a shown text, rank of the least restricted bundle showing it) -> the hashes of the
+    # phrases it holds that this rank may not see, sorted: in this table for the texts of `checked`,
+    # in an earlier one for the others (see Secrets.for_bundles)
     found: dict[tuple[int, int], np.ndarray]
+    checked: frozenset[tuple[int, int]]
 
     def save(self, root: Path, table: bool = True) -> None:
         """Into the cache: the table (unless `table` is False: the cache holds it already, under
         this key) and what the shown texts were found to hold, in two files (the table is most of
         it, 56 MB at 5,000 pages, and an edit of text every bundle sees keeps it)."""
-        if table:
+        if table and self.phrases is not None:
             arrays = {"hashes": self.phrases.hashes, "lengths": self.phrases.lengths, "origins": self.phrases.origins,
                       "ranks": self.phrases.ranks, "theme_seen": self.theme_seen if self.theme_seen is not None else np.empty(0, bool)}
             notes = {"key": self.key.hex(), "origins": self.origins, "theme_seen": self.theme_seen is not None}
@@ -454,26 +461,40 @@ class KnownSecrets:
         found = list(self.found.items())
         arrays = {"texts": np.array([digest for (digest, _), _ in found], np.uint64),
                   "readers": np.array([lowest for (_, lowest), _ in found], np.int64),
-                  **dict(zip(("counts", "indices"), _packed([indices for _, indices in found])))}
+                  "checked": np.array([key in self.checked for key, _ in found], bool),
+                  **dict(zip(("counts", "hashes"), _packed([hashes for _, hashes in found])))}
         with replacing(root, _KNOWN_FOUND) as temporary:
-            np.savez(temporary, notes=np.array(json.dumps({"key": self.key.hex()})), **arrays)
+            np.savez(temporary, notes=np.array(json.dumps({"key": self.key.hex(), "code": code_version().hex()})), **arrays)
 
     @classmethod
     def load(cls, root: Path, key: bytes) -> KnownSecrets | None:
-        """What the last build saved, if it was worked out for this key (nothing else is read then)."""
+        """What the last build saved: the table if it was made for this key (else it is not read),
+        and what the shown texts were found to hold if the same code found it (texts hold the same
+        phrases whatever the table; see Secrets.for_bundles). None if neither."""
+        found: dict[tuple[int, int], np.ndarray] = {}
+        checked: frozenset[tuple[int, int]] = frozenset()
+        table = None
         try:
-            with np.load(root / CACHE_DIR / _KNOWN_FOUND) as saved_found, np.load(root / CACHE_DIR / _KNOWN_TABLE) as saved:
-                # (no pickles: allow_pickle stays off)
+            with np.load(root / CACHE_DIR / _KNOWN_FOUND) as saved:  # (no pickles: allow_pickle stays off)
                 notes = json.loads(str(saved["notes"]))
-                if notes["key"] != key.hex() or json.loads(str(saved_found["notes"]))["key"] != key.hex():
-                    return None
-                found = dict(zip(zip(saved_found["texts"].tolist(), saved_found["readers"].tolist()),
-                                 _unpacked(saved_found["counts"], saved_found["indices"])))
-                return cls(key, [tuple(origin) for origin in notes["origins"]],
-                           Phrases(saved["hashes"], saved["lengths"], saved["origins"], saved["ranks"]),
-                           saved["theme_seen"] if notes["theme_seen"] else None, found)
+                if notes["code"] == code_version().hex():
+                    keys = list(zip(saved["texts"].tolist(), saved["readers"].tolist()))
+                    found = dict(zip(keys, _unpacked(saved["counts"], saved["hashes"])))
+                    if notes["key"] == key.hex():
+                        checked = frozenset(k for k, ok in zip(keys, saved["checked"].tolist()) if ok)
         except (OSError, ValueError, KeyError, TypeError):
-            return None
+            found, checked = {}, frozenset()
+        try:
+            with np.load(root / CACHE_DIR / _KNOWN_TABLE) as saved:
+                notes = json.loads(str(saved["notes"]))
+                if notes["key"] == key.hex():
+                    table = ([tuple(origin) for origin in notes["origins"]], Phrases(saved["hashes"], saved["lengths"], saved["origins"], saved["ranks"]),
+                             saved["theme_seen"] if notes["theme_seen"] else None)
+        except (OSError, ValueError, KeyError, TypeError):
+            table = None
+        if table is None:
+            return cls(b"", [], None, None, found, frozenset()) if found else None
+        return cls(key, *table, found, checked)
 
 
 def _packed(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -587,32 +608,36 @@ class Secrets:
     def __init__(self, config: Config, site: Site, gate: Gate, history: History | None = None,
                  known: Callable[[bytes], KnownSecrets | None] | None = None, keep: bool = False) -> None:
         """`known` gives, for the digest of the table's inputs, what the Secrets of an earlier state
-        of the site left (see `known()`), if it was made from the same inputs (an edit of text that
-        every bundle sees): then the table and what each shown text was found to hold are taken
-        from it, and for_bundles looks up only the texts that were not shown then. `keep`:
-        `known()` will be asked for (the inputs are digested: 0.2 s at 5,000 pages)."""
+        of the site left (see `known()`): the table, if it was made from the same inputs (an edit
+        of text that every bundle sees), and what each text shown then was found to hold (see
+        for_bundles). `keep`: `known()` will be asked for (the inputs are digested: 0.2 s at 5,000
+        pages)."""
         self.config, self.site, self.gate, self.history = config, site, gate, history
         self._targets: dict[str, tuple[str, ...]] = {}
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
         self.key = self._key() if known is not None or keep else b""
         taken = known(self.key) if known is not None else None
         # whether the table (with the theme's phrases) came from `known`: then where it came from holds it
-        self.table_taken = taken is not None and taken.key == self.key and taken.theme_seen is not None
-        if taken is not None and taken.key == self.key:
-            self.origins, self.phrases, self._theme_seen, self._found = taken.origins, taken.phrases, taken.theme_seen, taken.found
+        self.table_taken = (taken is not None and taken.key == self.key and taken.phrases is not None
+                            and taken.theme_seen is not None)
+        if self.table_taken:
+            assert taken is not None and taken.phrases is not None
+            self.origins, self.phrases, self._theme_seen = taken.origins, taken.phrases, taken.theme_seen
         else:
             self.origins: list[tuple[str, str]] = []  # (origin, kind), numbered for the table
             lowest = min((b.rank for b in config.bundles), default=0)  # what the least restricted bundle sees is no secret
             self.phrases = self._phrases(item for item in self._items() if item[0] > lowest)
             self._theme_seen: np.ndarray | None = None  # the table's phrases that the theme holds
-            # (digest of a shown text, rank of the least restricted bundle showing it) -> the table's
-            # phrases it holds that this bundle may not see (indices, sorted)
-            self._found: dict[tuple[int, int], np.ndarray] = {}
+        # (digest of a shown text, rank of the least restricted bundle showing it) -> the hashes of
+        # the table's phrases it holds that this bundle may not see (sorted); `_checked`: the texts
+        # looked up in this table (the others were in an earlier one: see for_bundles)
+        self._found: dict[tuple[int, int], np.ndarray] = dict(taken.found) if taken is not None else {}
+        self._checked: set[tuple[int, int]] = set(taken.checked) if self.table_taken and taken is not None else set()
 
     def known(self) -> KnownSecrets:
         """What a later Secrets of the same site can take from this one (made with `keep`)."""
         assert self.key, "made without keep=True"
-        return KnownSecrets(self.key, self.origins, self.phrases, self._theme_seen, self._found)
+        return KnownSecrets(self.key, self.origins, self.phrases, self._theme_seen, self._found, frozenset(self._checked))
 
     def _pages(self) -> Iterator[tuple[str, int, Page, str, tuple]]:
         """(source, rank that may see it, page, its text at that rank, its hidden blocks) of every
@@ -765,7 +790,8 @@ class Secrets:
                     texts.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
         return texts, files
 
-    def for_bundles(self, bundles: list[Bundle], workers: int = 1, keep_shown: Path | None = None) -> dict[str, Fingerprints]:
+    def for_bundles(self, bundles: list[Bundle], workers: int = 1, keep_shown: Path | None = None,
+                    exact: bool = False) -> dict[str, Fingerprints]:
         """The fingerprints of several bundles, by name: everything each must not contain, minus
         what it legitimately shows.
 
@@ -773,7 +799,15 @@ class Secrets:
         is tokenised and looked up once, marked with the bundles that show it (a bit each), and
         what it holds is remembered (see __init__); with several workers, the texts are shared
         out over forked processes (which inherit the table). With `keep_shown` (a site root), the
-        texts shown are kept in its cache for later audits (see save_shown)."""
+        texts shown are kept in its cache for later audits (see save_shown).
+
+        A text looked up in an earlier table (before an edit of secret text) is not looked up
+        again unless `exact`: it holds the same phrases, but not those new to this table (or
+        more secret than they were), which then stay in the fingerprints although the bundle
+        shows them. Such fingerprints (`exact` False) hold all they should and perhaps more: a
+        scan with them misses no leak, and a leak it finds is confirmed with exact ones (see
+        `confirmed`). An edit of secret text then costs the lookup of the texts that changed,
+        not of every text the bundles show."""
         table = self.phrases
         assert table.ranks is not None
         allowed = {bundle.name: self._allowed(bundle) for bundle in bundles}
@@ -787,22 +821,25 @@ class Secrets:
         if keep_shown is not None:
             save_shown(keep_shown, shows, digests)
         keys = [(digest, min(rank for bit, rank in enumerate(ranks) if bits >> bit & 1)) for digest, bits in zip(digests.tolist(), shows.values())]
-        new = [(number, text) for number, (key, text) in enumerate(zip(keys, shows)) if key not in self._found]
-        found = dict(zip((keys[number] for number, _ in new), self._found_by([(text, keys[number][1]) for number, text in new], workers)))
-        self._found = {key: self._found.get(key, found.get(key)) for key in keys}  # (those of texts no longer shown go)
-        seen = np.zeros(len(table.hashes), np.uint8 if len(ranks) <= 8 else np.uint64)
-        for key, bits in zip(keys, shows.values()):
-            if len(self._found[key]):
-                seen[self._found[key]] |= bits
+        new = [(number, text) for number, (key, text) in enumerate(zip(keys, shows))
+               if key not in self._checked and (exact or key not in self._found)]
+        for (number, _), where in zip(new, self._found_by([(text, keys[number][1]) for number, text in new], workers)):
+            self._found[keys[number]] = table.hashes[where]
+            self._checked.add(keys[number])
+        self._found = {key: self._found[key] for key in keys}  # (those of texts no longer shown go)
+        self._checked &= self._found.keys()
+        seen = self._seen(keys, list(shows.values()), np.uint8 if len(ranks) <= 8 else np.uint64)
         if self._theme_seen is None:
             # (the theme is in every bundle; a few thousand words: searched for, with no bitmap to make)
             self._theme_seen = table.seen_in(table.windows(_text_keys([_theme_text()])[0])[0])
         made = {}
+        complete = all(key in self._checked for key in keys)  # (every text looked up in this table)
         attachments = self.site.attachments
         text_bits = np.array(list(shows.values()), np.uint64)
         common = [_theme_text(), code_version().hex()]
         for bit, bundle in enumerate(bundles):
-            prints = Fingerprints(table.select((table.ranks > bundle.rank) & ~self._theme_seen & ((seen >> bit) & 1 == 0)), self.origins)
+            prints = Fingerprints(table.select((table.ranks > bundle.rank) & ~self._theme_seen & ((seen >> bit) & 1 == 0)), self.origins,
+                                  exact=complete)
             files = allowed[bundle.name][1]
             shown_files = {attachments[s].sha256 for s in files}
             for source, attachment in sorted(attachments.items()):
@@ -815,6 +852,18 @@ class Secrets:
             prints.shown = np.unique(np.concatenate((digests[(text_bits >> np.uint64(bit)) & np.uint64(1) == 1], _digests(extra))))
             made[bundle.name] = prints
         return made
+
+    def _seen(self, keys: list[tuple[int, int]], bits: list[int], dtype: type) -> np.ndarray:
+        """For each phrase of the table, the bundles (a bit each) that show a text holding it."""
+        table = self.phrases
+        seen = np.zeros(len(table.hashes), dtype)
+        held = [self._found[key] for key in keys]
+        hashes = np.concatenate(held) if held else np.empty(0, np.uint64)
+        if len(hashes) and len(table.hashes):
+            where = np.minimum(np.searchsorted(table.hashes, hashes), len(table.hashes) - 1)
+            there = table.hashes[where] == hashes  # (a phrase found under an earlier table may be gone)
+            np.bitwise_or.at(seen, where[there], np.repeat(np.array(bits, np.uint64), [len(h) for h in held])[there].astype(dtype))
+        return seen
 
     def _found_by(self, texts: list[tuple[str, int]], workers: int) -> list[np.ndarray]:
         """_found_in, with the texts shared out over forked processes when there are many."""
@@ -1336,6 +1385,17 @@ def scan(jobs: list[ScanJob], workers: int, verdicts: CleanFiles | None = None) 
     return leaks, sorted(name for _, changed, _ in parts for name in changed)
 
 
+def confirmed(leaks: list[Leak], jobs: list[ScanJob], prints: dict[str, Fingerprints]) -> list[Leak]:
+    """The leaks of a scan with fingerprints that may hold more than they should (see
+    Fingerprints.exact) that a scan of the same files with exact `prints` finds too."""
+    files: dict[str, set[str]] = {}
+    for leak in leaks:
+        files.setdefault(leak.bundle, set()).add(leak.file)
+    again = [job._replace(prints=prints[job.bundle.name], names=sorted(files[job.bundle.name]), manifest=None, clean=frozenset())
+             for job in jobs if job.bundle.name in files]
+    return scan(again, 1)[0]
+
+
 class SavedFingerprints:
     """The fingerprints of a site's bundles, saved in `.sitegen-cache/fingerprints.npz` under the
     site's fingerprint (build.site_fingerprint: every input file, the git state, the day) and the
@@ -1369,20 +1429,22 @@ class SavedFingerprints:
             np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
 
 
-def bundle_fingerprints(plan, site: str | None = None, workers: int = 1, full_build: bool = False) -> dict[str, Fingerprints]:
+def bundle_fingerprints(plan, site: str | None = None, workers: int = 1, full_build: bool = False,
+                        exact: bool = False) -> dict[str, Fingerprints]:
     """The fingerprints of every bundle of a build's plan, by bundle name; with `site` (the site's
-    fingerprint), saved for `sitegen audit`, and what the audit worked out saved for the next build
-    (taken from the last one's, see Secrets), with the texts the bundles show after a full build
-    (see CleanFiles). A plan that keeps its search indexes (`serve`'s) keeps what the audit worked
-    out too, for its next one."""
+    fingerprint), saved for `sitegen audit` (exact ones only), and what the audit worked out saved
+    for the next build (taken from the last one's, see Secrets), with the texts the bundles show
+    after a full build (see CleanFiles). A plan that keeps its search indexes (`serve`'s) keeps
+    what the audit worked out too, for its next one. `exact`: see Secrets.for_bundles."""
     root = plan.config.root
     secrets = Secrets(plan.config, plan.site, plan.gate, plan.history, partial(KnownSecrets.load, root) if site is not None else None,
                       keep=site is not None or plan.search is not None)
-    prints = secrets.for_bundles(plan.bundles, workers, root if site is not None and full_build else None)
+    prints = secrets.for_bundles(plan.bundles, workers, root if site is not None and full_build else None, exact)
     if plan.search is not None:
         plan.secrets = secrets.known()
     if site is not None:
-        SavedFingerprints(root, site).put(prints)
+        if all(p.exact for p in prints.values()):  # (`sitegen audit` reports what they find)
+            SavedFingerprints(root, site).put(prints)
         secrets.known().save(root, table=not secrets.table_taken)
     return prints
 
@@ -1402,7 +1464,9 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1, cached: boo
         prints = saved.get([bundle.name for bundle in config.bundles]) if saved else None
         if prints is None:
             config, site, gate, _ = read_site(root)
-            secrets = Secrets(config, site, gate, History(config, site, gate, read_git(config.root)))
+            # (what the last build's audit found in the shown texts, if it looked them up in the same table)
+            secrets = Secrets(config, site, gate, History(config, site, gate, read_git(config.root)),
+                              partial(KnownSecrets.load, config.root) if cached else None)
         found: list[tuple[Path, Bundle, list[str], dict[str, str]]] = []  # folder, bundle, its files, its manifest's
         notes: list[str] = []
         for folder, listing in zip(folders, listings):
@@ -1416,7 +1480,7 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1, cached: boo
             notes += [f"{folder.name}/{name}: not in manifest.json (added after the build)" for name in names if name != "manifest.json" and name not in listed]
             found.append((folder, bundle, names, listed))
     if prints is None:
-        prints = secrets.for_bundles(config.bundles, workers)
+        prints = secrets.for_bundles(config.bundles, workers, exact=True)
         if saved is not None:
             saved.put(prints)
     jobs = [ScanJob(folder, bundle, prints[bundle.name], names, listed) for folder, bundle, names, listed in found]

@@ -26,7 +26,7 @@ from typing import AbstractSet, Callable, TypeVar
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from . import links
-from .audit import CleanFiles, KnownSecrets, ScanJob, bundle_files, bundle_fingerprints, scan
+from .audit import CleanFiles, KnownSecrets, ScanJob, bundle_files, bundle_fingerprints, confirmed, scan
 from .cache import CACHE_DIR, RenderCache, cache_folder, render_key, replacing, still_valid
 from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, history_url
 from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
@@ -574,6 +574,8 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
             if changed:
                 remove(staging)
                 return None
+            if leaks and not all(p.exact for p in prints.values()):
+                leaks = confirmed(leaks, jobs, bundle_fingerprints(result, site_key, workers, exact=True))
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
         if result.save_search and remember is not None:

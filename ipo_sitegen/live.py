@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jinja2 import TemplateError
 
-from .audit import KnownSecrets, ScanJob, Secrets, scan_bundles
+from .audit import KnownSecrets, ScanJob, Secrets, confirmed, scan_bundles
 from .build import BuildResult, BundleOutput, Options, Plan, build, plan
 from .config import Config
 from .errors import BuildError
@@ -138,7 +138,11 @@ class LiveBuild:
         if interrupted():
             return False
         self.pending = None
-        leaks = scan_bundles([ScanJob(self.out / b.name, b, prints[b.name], sorted(written.get(b.name, ()))) for b in new.bundles])
+        jobs = [ScanJob(self.out / b.name, b, prints[b.name], sorted(written.get(b.name, ()))) for b in new.bundles]
+        leaks = scan_bundles(jobs)
+        if leaks and not all(p.exact for p in prints.values()):
+            leaks = confirmed(leaks, jobs, secrets.for_bundles(new.bundles, exact=True))
+            self.secrets = secrets.known()
         if leaks:
             raise BuildError([leak.problem() for leak in leaks], "leaks found")
         return True

@@ -441,47 +441,70 @@ def _signature(prints) -> dict:
                    sorted(p.hashes.items()), p.shown.tobytes()) for name, p in prints.items()}
 
 
+def _holds_at_least(prints, anew) -> bool:
+    """Fingerprints that may hold more than those made from nothing (Fingerprints.exact False):
+    every phrase of those, and the same attachments and shown texts."""
+    mine = _signature(prints)
+    return all(set(np.frombuffer(anew[name][0], np.uint64).tolist()) <= set(p.phrases.hashes.tolist())
+               and mine[name][3:] == anew[name][3:] for name, p in prints.items())
+
+
 def test_fingerprints_from_what_an_earlier_audit_worked_out_are_those_made_anew(site):
-    # `serve` hands each settle what the last one worked out: the table is taken over when its
-    # inputs are the same, and only texts not shown before are looked up. Whatever the edit, the
-    # fingerprints must be those made from nothing.
+    # `serve` hands each settle what the last one worked out, and a build what the last one saved:
+    # the table is taken over when its inputs are the same, and what each shown text was found to
+    # hold whatever the table. Asked for exact fingerprints, they must be those made from nothing,
+    # whatever the edit. Otherwise, once the table changed, they may hold more (a new secret phrase
+    # that a text looked up before holds) and say they may; they never hold less.
     from ipo_sitegen import audit
     from ipo_sitegen.build import read_site
 
     started = FILES[BLOCK_SOURCE]
+    quoted = "Create an account on the portal, then confirm your e-mail address."  # (a public sentence)
+    assert quoted in started
     edits = [
-        ("a public sentence added", True, lambda: write(site, BLOCK_SOURCE, started + "\nOffices can print the receipt.\n")),
-        ("a registered sentence quoted in public", True,
+        ("a public sentence added", True, True, lambda: write(site, BLOCK_SOURCE, started + "\nOffices can print the receipt.\n")),
+        ("a registered sentence quoted in public", True, True,
          lambda: write(site, BLOCK_SOURCE, started + f"\nOffices can print the receipt.\n\n{ESCROW_SENTENCE}\n")),
-        ("the quote taken out again", True, lambda: write(site, BLOCK_SOURCE, started + "\nOffices can print the receipt.\n")),
-        ("a public page added", True, lambda: write(site, "content/guides/fees.md", page("Fees", "public", "Fees are due at filing."))),
-        ("an internal page edited", False, lambda: write(site, "content/staff/_index.md", page("Staff notes", "internal", "The rota changes."))),
-        ("a registered block edited", False, lambda: write(site, BLOCK_SOURCE, started.replace("within two hours", "within one hour"))),
-        ("a page made registered", False, lambda: write(site, "content/guides/fees.md", page("Fees", "registered", "Fees are due at filing."))),
+        ("the quote taken out again", True, True, lambda: write(site, BLOCK_SOURCE, started + "\nOffices can print the receipt.\n")),
+        ("a public page added", True, True, lambda: write(site, "content/guides/fees.md", page("Fees", "public", "Fees are due at filing."))),
+        ("an internal page edited", False, True, lambda: write(site, "content/staff/_index.md", page("Staff notes", "internal", "The rota changes."))),
+        ("a public sentence quoted in an internal page", False, False,
+         lambda: write(site, "content/staff/_index.md", page("Staff notes", "internal", f"The rota changes.\n\n{quoted}"))),
+        ("a registered block edited", False, True, lambda: write(site, BLOCK_SOURCE, started.replace("within two hours", "within one hour"))),
+        ("a page made registered", False, True, lambda: write(site, "content/guides/fees.md", page("Fees", "registered", "Fees are due at filing."))),
     ]
     config, pages, gate, _ = read_site(site)
     secrets = audit.Secrets(config, pages, gate, keep=True)
     secrets.for_bundles(config.bundles)
     table_file = site / ".sitegen-cache" / "secrets.npz"
-    for what, same_table, edit in edits:
+    for what, same_table, as_anew, edit in edits:
         written = table_file.stat().st_mtime_ns if table_file.exists() else None
         secrets.known().save(site, table=not secrets.table_taken)  # (as a build does, for the next one)
         assert (table_file.stat().st_mtime_ns == written) == secrets.table_taken, what  # (a table taken over is there already)
         edit()
         config, pages, gate, _ = read_site(site)
         known = secrets.known()
-        secrets = audit.Secrets(config, pages, gate, known=lambda key: known, keep=True)
-        assert (secrets.phrases is known.phrases) == same_table, what
         anew = _signature(audit.Secrets(config, pages, gate).for_bundles(config.bundles))
-        assert _signature(secrets.for_bundles(config.bundles)) == anew, what
-        saved = audit.Secrets(config, pages, gate, known=partial(audit.KnownSecrets.load, site))
-        assert (audit.KnownSecrets.load(site, saved.key) is not None) == same_table, what
-        assert _signature(saved.for_bundles(config.bundles)) == anew, what
-    # What was found is read only with the table it was found with.
+        for exactly in (False, True):
+            secrets = audit.Secrets(config, pages, gate, known=lambda key: known, keep=True)
+            assert (secrets.phrases is known.phrases) == same_table, what
+            prints = secrets.for_bundles(config.bundles, exact=exactly)
+            assert all(p.exact == (same_table or exactly) for p in prints.values()), what
+            if as_anew or exactly:
+                assert _signature(prints) == anew, what
+            else:
+                assert _signature(prints) != anew and _holds_at_least(prints, anew), what
+            saved = audit.Secrets(config, pages, gate, known=partial(audit.KnownSecrets.load, site))
+            assert (audit.KnownSecrets.load(site, saved.key).phrases is not None) == same_table, what
+            prints = saved.for_bundles(config.bundles, exact=exactly)
+            assert _signature(prints) == anew if as_anew or exactly else _holds_at_least(prints, anew), what
+    # What was found is read back by the same code only; a damaged file of it reads as nothing found.
     secrets.known().save(site, table=not secrets.table_taken)
-    assert audit.KnownSecrets.load(site, secrets.key) is not None
+    loaded = audit.KnownSecrets.load(site, secrets.key)
+    assert loaded is not None and loaded.phrases is not None and loaded.found and loaded.checked
     (site / ".sitegen-cache" / "secrets-found.npz").write_bytes(b"not an archive")
-    assert audit.KnownSecrets.load(site, secrets.key) is None
+    loaded = audit.KnownSecrets.load(site, secrets.key)
+    assert loaded is not None and loaded.phrases is not None and not loaded.found and not loaded.checked
 
 
 def test_saved_fingerprints_are_the_ones_made_and_only_for_the_same_site(site):
