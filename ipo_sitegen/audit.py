@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import AbstractSet, Callable, Iterable, Iterator, NamedTuple
 from urllib.parse import unquote
 
 import numpy as np
@@ -442,6 +442,9 @@ class KnownSecrets:
     origins: list[tuple[str, str]]
     phrases: Phrases | None  # the table (None: the cache held one for other inputs)
     theme_seen: np.ndarray | None
+    parts: dict[str, bytes]  # what the table was made of: the digest of each part (see Secrets._part_keys)
+    exact: bool  # made from these parts alone (else: merged into an earlier table, see Secrets.__init__)
+    stale: int  # parts merged into the table since it was last made from nothing
     # (digest of a shown text, rank of the least restricted bundle showing it) -> the hashes of the
     # phrases it holds that this rank may not see, sorted: in this table for the texts of `checked`,
     # in an earlier one for the others (see Secrets.for_bundles)
@@ -455,7 +458,9 @@ class KnownSecrets:
         if table and self.phrases is not None:
             arrays = {"hashes": self.phrases.hashes, "lengths": self.phrases.lengths, "origins": self.phrases.origins,
                       "ranks": self.phrases.ranks, "theme_seen": self.theme_seen if self.theme_seen is not None else np.empty(0, bool)}
-            notes = {"key": self.key.hex(), "origins": self.origins, "theme_seen": self.theme_seen is not None}
+            notes = {"key": self.key.hex(), "origins": self.origins, "theme_seen": self.theme_seen is not None,
+                     "parts": {name: digest.hex() for name, digest in self.parts.items()}, "exact": self.exact, "stale": self.stale,
+                     "code": code_version().hex()}
             with replacing(root, _KNOWN_TABLE) as temporary:
                 np.savez(temporary, notes=np.array(json.dumps(notes)), **arrays)
         found = list(self.found.items())
@@ -468,9 +473,10 @@ class KnownSecrets:
 
     @classmethod
     def load(cls, root: Path, key: bytes) -> KnownSecrets | None:
-        """What the last build saved: the table if it was made for this key (else it is not read),
-        and what the shown texts were found to hold if the same code found it (texts hold the same
-        phrases whatever the table; see Secrets.for_bundles). None if neither."""
+        """What the last build saved: the table (whatever its key: an earlier table is merged
+        into, see Secrets.__init__), and what the shown texts were found to hold if the same code
+        found it (texts hold the same phrases whatever the table; see Secrets.for_bundles). None
+        if neither."""
         found: dict[tuple[int, int], np.ndarray] = {}
         checked: frozenset[tuple[int, int]] = frozenset()
         table = None
@@ -487,14 +493,16 @@ class KnownSecrets:
         try:
             with np.load(root / CACHE_DIR / _KNOWN_TABLE) as saved:
                 notes = json.loads(str(saved["notes"]))
-                if notes["key"] == key.hex():
-                    table = ([tuple(origin) for origin in notes["origins"]], Phrases(saved["hashes"], saved["lengths"], saved["origins"], saved["ranks"]),
-                             saved["theme_seen"] if notes["theme_seen"] else None)
+                if notes["code"] == code_version().hex():
+                    table = (bytes.fromhex(notes["key"]), [tuple(origin) for origin in notes["origins"]],
+                             Phrases(saved["hashes"], saved["lengths"], saved["origins"], saved["ranks"]),
+                             saved["theme_seen"] if notes["theme_seen"] and notes["key"] == key.hex() else None,
+                             {name: bytes.fromhex(digest) for name, digest in notes["parts"].items()}, bool(notes["exact"]), int(notes["stale"]))
         except (OSError, ValueError, KeyError, TypeError):
             table = None
         if table is None:
-            return cls(b"", [], None, None, found, frozenset()) if found else None
-        return cls(key, *table, found, checked)
+            return cls(b"", [], None, None, {}, True, 0, found, frozenset()) if found else None
+        return cls(*table, found, checked if table[0] == key else frozenset())
 
 
 def _packed(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -596,6 +604,9 @@ class _ShownTexts:
         return texts if (_digests(texts) == wanted).all() else None  # (a damaged file reads as none)
 
 
+MERGED_PARTS = 64  # parts merged into a table (see Secrets.__init__) before one is made from nothing
+
+
 class Secrets:
     """Every phrase of the site that some bundle may not see, with the lowest tier that may see it.
 
@@ -606,28 +617,43 @@ class Secrets:
     """
 
     def __init__(self, config: Config, site: Site, gate: Gate, history: History | None = None,
-                 known: Callable[[bytes], KnownSecrets | None] | None = None, keep: bool = False) -> None:
+                 known: Callable[[bytes], KnownSecrets | None] | None = None, keep: bool = False, exact: bool = False) -> None:
         """`known` gives, for the digest of the table's inputs, what the Secrets of an earlier state
-        of the site left (see `known()`): the table, if it was made from the same inputs (an edit
-        of text that every bundle sees), and what each text shown then was found to hold (see
-        for_bundles). `keep`: `known()` will be asked for (the inputs are digested: 0.2 s at 5,000
-        pages)."""
+        of the site left (see `known()`): its table, and what each text shown then was found to
+        hold (see for_bundles). The table is taken as it is if it was made from the same inputs
+        (an edit of text that every bundle sees). After an edit of secret text the phrases of the
+        parts that changed (a page's secret material, the hidden commit messages) are merged into
+        it, unless `exact`: a phrase gone from the site then stays in the table, which holds more
+        than it should but nothing less (see for_bundles). A table is made from nothing when asked
+        `exact`, or once more than MERGED_PARTS parts (or a twentieth of them) were merged since
+        the last one. `keep`: `known()` will be asked for (the inputs are digested: 0.5 s at
+        5,000 pages)."""
         self.config, self.site, self.gate, self.history = config, site, gate, history
+        self.exact = exact
         self._targets: dict[str, tuple[str, ...]] = {}
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
-        self.key = self._key() if known is not None or keep else b""
+        self._parts = self._part_keys() if known is not None or keep else {}
+        self.key = hashlib.sha256(b"".join(name.encode() + b"\0" + digest for name, digest in sorted(self._parts.items()))
+                                  + self._header()).digest() if known is not None or keep else b""
         taken = known(self.key) if known is not None else None
+        earlier = taken.phrases if taken is not None else None
+        lowest = min((b.rank for b in config.bundles), default=0)  # what the least restricted bundle sees is no secret
         # whether the table (with the theme's phrases) came from `known`: then where it came from holds it
-        self.table_taken = (taken is not None and taken.key == self.key and taken.phrases is not None
-                            and taken.theme_seen is not None)
+        self.table_taken = (taken is not None and earlier is not None and taken.key == self.key and taken.theme_seen is not None
+                            and (taken.exact or not exact))
+        self._theme_seen: np.ndarray | None = None  # the table's phrases that the theme holds
+        self.table_exact, self._stale = True, 0  # see KnownSecrets
         if self.table_taken:
-            assert taken is not None and taken.phrases is not None
-            self.origins, self.phrases, self._theme_seen = taken.origins, taken.phrases, taken.theme_seen
+            assert taken is not None and earlier is not None
+            self.origins, self.phrases, self._theme_seen = taken.origins, earlier, taken.theme_seen
+            self.table_exact, self._stale = taken.exact, taken.stale
         else:
-            self.origins: list[tuple[str, str]] = []  # (origin, kind), numbered for the table
-            lowest = min((b.rank for b in config.bundles), default=0)  # what the least restricted bundle sees is no secret
-            self.phrases = self._phrases(item for item in self._items() if item[0] > lowest)
-            self._theme_seen: np.ndarray | None = None  # the table's phrases that the theme holds
+            changed = {name for name, digest in self._parts.items() if taken is None or taken.parts.get(name) != digest}
+            if taken is not None and earlier is not None and not exact and taken.stale + len(changed) <= max(MERGED_PARTS, len(self._parts) // 20):
+                self.phrases, self.origins = self._merged(taken, earlier, changed, lowest)
+                self.table_exact, self._stale = False, taken.stale + len(changed)
+            else:
+                self.phrases, self.origins = self._phrases(item for item in self._items() if item[0] > lowest)
         # (digest of a shown text, rank of the least restricted bundle showing it) -> the hashes of
         # the table's phrases it holds that this bundle may not see (sorted); `_checked`: the texts
         # looked up in this table (the others were in an earlier one: see for_bundles)
@@ -637,15 +663,17 @@ class Secrets:
     def known(self) -> KnownSecrets:
         """What a later Secrets of the same site can take from this one (made with `keep`)."""
         assert self.key, "made without keep=True"
-        return KnownSecrets(self.key, self.origins, self.phrases, self._theme_seen, self._found, frozenset(self._checked))
+        return KnownSecrets(self.key, self.origins, self.phrases, self._theme_seen, dict(self._parts), self.table_exact, self._stale,
+                            self._found, frozenset(self._checked))
 
-    def _pages(self) -> Iterator[tuple[str, int, Page, str, tuple]]:
+    def _pages(self, only: AbstractSet[str] | None = None) -> Iterator[tuple[str, int, Page, str, tuple]]:
         """(source, rank that may see it, page, its text at that rank, its hidden blocks) of every
-        page: with the hidden commit messages, everything the table is made of."""
+        page (or of those of `only`): with the hidden commit messages, everything the table is made of."""
         gate, top = self.gate, len(self.config.tiers) - 1
         for source, page in sorted(self.site.pages.items()):
-            rank = page.rank if page.published else INVISIBLE
-            yield source, rank, page, gate.text_at(page, min(rank, top)), () if rank == INVISIBLE else tuple(gate.hidden_at(page, rank))
+            if only is None or source in only:
+                rank = page.rank if page.published else INVISIBLE
+                yield source, rank, page, gate.text_at(page, min(rank, top)), () if rank == INVISIBLE else tuple(gate.hidden_at(page, rank))
 
     def _messages(self) -> list[tuple[tuple[str, str], int]]:
         """((commit, subject), rank that may see it) of every commit message some bundle may not show."""
@@ -656,23 +684,36 @@ class Secrets:
                     ranks[(sha, subject)] = max(ranks.get((sha, subject), 0), bundle.rank + 1)
         return sorted(ranks.items())
 
-    def _key(self) -> bytes:
-        """A digest of everything the table is made of (see _pages), and of what decides it: what
-        the least restricted bundle sees is left out of the table, and of the digest."""
+    def _header(self) -> bytes:
+        """What decides every part of the table besides its own material: the code, the tiers and the bundles."""
+        return code_version() + repr((self.config.tiers, [b.rank for b in self.config.bundles])).encode()
+
+    def _part_keys(self) -> dict[str, bytes]:
+        """A digest of each part of what the table is made of: a page's secret material, by source
+        (all of it for a page some bundle may not see, else its hidden blocks), and the hidden
+        commit messages, under "". What the least restricted bundle sees is in no part."""
         lowest = min((b.rank for b in self.config.bundles), default=0)
-        digest = hashlib.sha256(code_version() + repr((self.config.tiers, [b.rank for b in self.config.bundles], self._messages())).encode())
+        header = self._header()
+        parts: dict[str, bytes] = {}
+        messages = self._messages()
+        if messages:
+            parts[""] = hashlib.blake2b(header + repr(messages).encode("utf-8", "surrogatepass"), digest_size=16).digest()
         for source, rank, page, text, blocks in self._pages():
             hidden = [(b.rank, b.line, b.text) for b in blocks if b.rank > lowest]
             if rank > lowest:
-                digest.update(repr((source, rank, page.title, page.summary, page.url, page.slug, page.labels, text, hidden)).encode("utf-8", "surrogatepass"))
+                material = repr((source, rank, page.title, page.summary, page.url, page.slug, page.labels, text, hidden))
             elif hidden:
-                digest.update(repr((source, hidden)).encode("utf-8", "surrogatepass"))
-        return digest.digest()
+                material = repr((source, hidden))
+            else:
+                continue
+            parts[source] = hashlib.blake2b(header + material.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return parts
 
-    def _items(self) -> Iterator[tuple[int, str, str, str, bool]]:
-        """(rank that may see it, text, origin, kind, whole phrase?) of everything secret somewhere."""
+    def _items(self, only: AbstractSet[str] | None = None) -> Iterator[tuple[int, str, str, str, bool]]:
+        """(rank that may see it, text, origin, kind, whole phrase?) of everything secret somewhere
+        (or in the parts of `only`: see _part_keys)."""
         tiers = self.config.tiers
-        for source, rank, page, text, blocks in self._pages():
+        for source, rank, page, text, blocks in self._pages(only):
             origin = f"content/{source}"
             for kind, value in (("title", page.title), ("summary", page.summary), ("URL", page.url.replace("/", " ")),
                                 ("slug", page.slug or ""), *(("label", label) for label in page.labels),
@@ -686,10 +727,29 @@ class Secrets:
                     yield block.rank, heading, where, "heading", True
                 for paragraph in _paragraphs(block.text):
                     yield block.rank, paragraph, where, "text", True
-        for (sha, subject), rank in self._messages():
-            yield rank, subject, f"commit {sha}", "commit message", True
+        if only is None or "" in only:
+            for (sha, subject), rank in self._messages():
+                yield rank, subject, f"commit {sha}", "commit message", True
 
-    def _phrases(self, items: Iterable[tuple[int, str, str, str, bool]]) -> Phrases:
+    def _merged(self, taken: KnownSecrets, earlier: Phrases, changed: set[str], lowest: int) -> tuple[Phrases, list[tuple[str, str]]]:
+        """The earlier table with the phrases of the `changed` parts merged in (and the origins): a
+        phrase it holds already keeps the more restricted of its two ranks."""
+        new, origins = self._phrases(item for item in self._items(changed) if item[0] > lowest)
+        assert earlier.ranks is not None and new.ranks is not None
+        offset = len(taken.origins)
+        ranks, owners = earlier.ranks.copy(), earlier.origins.copy()
+        at = np.searchsorted(earlier.hashes, new.hashes)
+        there = np.zeros(len(new.hashes), bool)
+        if len(earlier.hashes):
+            there = earlier.hashes[np.minimum(at, len(earlier.hashes) - 1)] == new.hashes
+        higher = np.flatnonzero(there)[new.ranks[there] > ranks[at[there]]]
+        ranks[at[higher]] = new.ranks[higher]
+        owners[at[higher]] = new.origins[higher] + offset
+        add = ~there
+        return Phrases(np.insert(earlier.hashes, at[add], new.hashes[add]), np.insert(earlier.lengths, at[add], new.lengths[add]),
+                       np.insert(owners, at[add], new.origins[add] + offset), np.insert(ranks, at[add], new.ranks[add])), [*taken.origins, *origins]
+
+    def _phrases(self, items: Iterable[tuple[int, str, str, str, bool]]) -> tuple[Phrases, list[tuple[str, str]]]:
         """Hash every secret text at once: the SHINGLE-word shingles inside each text, and whole
         phrases (titles, headings…) shorter than that. A phrase found in several places keeps the
         most restricted one (it is secret wherever that one is), the first of them as its origin.
@@ -708,10 +768,9 @@ class Secrets:
                 yield text
 
         keys, word_lengths = _text_keys(texts())
-        self.origins = list(numbers)
         origin_of, rank_of, whole = np.array(origins, np.int32), np.array(ranks, np.int32), np.array(wholes, bool)
         if not len(keys):
-            return Phrases.none()
+            return Phrases.none(), list(numbers)
         marks = np.flatnonzero(keys == _NO_WORD)  # one after each item's words
         lengths = np.diff(marks, prepend=-1) - 1  # words per item
         starts = marks - lengths
@@ -748,7 +807,7 @@ class Secrets:
         del order, sizes
         first = np.ones(len(hash_of), bool)
         first[1:] = hash_of[1:] != hash_of[:-1]
-        return Phrases(hash_of[first], size_of[first], origin_of[item_of[first]], rank_of[item_of[first]])
+        return Phrases(hash_of[first], size_of[first], origin_of[item_of[first]], rank_of[item_of[first]]), list(numbers)
 
     def _link_targets(self, text: str) -> tuple[str, ...]:
         if text not in self._targets:
@@ -790,8 +849,7 @@ class Secrets:
                     texts.append(site.pages[target].url.replace("/", " "))  # a deliberate locked link
         return texts, files
 
-    def for_bundles(self, bundles: list[Bundle], workers: int = 1, keep_shown: Path | None = None,
-                    exact: bool = False) -> dict[str, Fingerprints]:
+    def for_bundles(self, bundles: list[Bundle], workers: int = 1, keep_shown: Path | None = None) -> dict[str, Fingerprints]:
         """The fingerprints of several bundles, by name: everything each must not contain, minus
         what it legitimately shows.
 
@@ -802,12 +860,13 @@ class Secrets:
         texts shown are kept in its cache for later audits (see save_shown).
 
         A text looked up in an earlier table (before an edit of secret text) is not looked up
-        again unless `exact`: it holds the same phrases, but not those new to this table (or
-        more secret than they were), which then stay in the fingerprints although the bundle
-        shows them. Such fingerprints (`exact` False) hold all they should and perhaps more: a
+        again unless this Secrets is `exact`: it holds the same phrases, but not those new to this
+        table (or more secret than they were), which then stay in the fingerprints although the
+        bundle shows them, as do phrases gone from the site that a merged table (see __init__)
+        still holds. Such fingerprints (`exact` False) hold all they should and perhaps more: a
         scan with them misses no leak, and a leak it finds is confirmed with exact ones (see
-        `confirmed`). An edit of secret text then costs the lookup of the texts that changed,
-        not of every text the bundles show."""
+        `confirmed`). An edit of secret text then costs the texts that changed, not a new table
+        and a lookup of every text the bundles show."""
         table = self.phrases
         assert table.ranks is not None
         allowed = {bundle.name: self._allowed(bundle) for bundle in bundles}
@@ -822,7 +881,7 @@ class Secrets:
             save_shown(keep_shown, shows, digests)
         keys = [(digest, min(rank for bit, rank in enumerate(ranks) if bits >> bit & 1)) for digest, bits in zip(digests.tolist(), shows.values())]
         new = [(number, text) for number, (key, text) in enumerate(zip(keys, shows))
-               if key not in self._checked and (exact or key not in self._found)]
+               if key not in self._checked and (self.exact or key not in self._found)]
         for (number, _), where in zip(new, self._found_by([(text, keys[number][1]) for number, text in new], workers)):
             self._found[keys[number]] = table.hashes[where]
             self._checked.add(keys[number])
@@ -833,7 +892,7 @@ class Secrets:
             # (the theme is in every bundle; a few thousand words: searched for, with no bitmap to make)
             self._theme_seen = table.seen_in(table.windows(_text_keys([_theme_text()])[0])[0])
         made = {}
-        complete = all(key in self._checked for key in keys)  # (every text looked up in this table)
+        complete = self.table_exact and all(key in self._checked for key in keys)  # (every text looked up in this table)
         attachments = self.site.attachments
         text_bits = np.array(list(shows.values()), np.uint64)
         common = [_theme_text(), code_version().hex()]
@@ -1414,7 +1473,7 @@ class SavedFingerprints:
                     return None
                 origins = [tuple(origin) for origin in notes["origins"]]
                 return {name: Fingerprints(Phrases(saved[f"{name}.hashes"], saved[f"{name}.lengths"], saved[f"{name}.origins"]),
-                                           origins, notes["attachments"][name], saved[f"{name}.shown"]) for name in bundles}
+                                           origins, notes["attachments"][name], saved[f"{name}.shown"], notes["exact"][name]) for name in bundles}
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -1422,7 +1481,8 @@ class SavedFingerprints:
         if not prints:
             return
         origins = next(iter(prints.values())).origins  # (one list for all bundles: Secrets')
-        notes = {"key": self.key, "origins": origins, "attachments": {name: p.hashes for name, p in prints.items()}}
+        notes = {"key": self.key, "origins": origins, "attachments": {name: p.hashes for name, p in prints.items()},
+                 "exact": {name: p.exact for name, p in prints.items()}}
         arrays = {f"{name}.{part}": getattr(p.phrases, part) for name, p in prints.items() for part in ("hashes", "lengths", "origins")}
         arrays.update((f"{name}.shown", p.shown) for name, p in prints.items())
         with replacing(self.path.parent.parent, self.path.name) as temporary:
@@ -1432,19 +1492,18 @@ class SavedFingerprints:
 def bundle_fingerprints(plan, site: str | None = None, workers: int = 1, full_build: bool = False,
                         exact: bool = False) -> dict[str, Fingerprints]:
     """The fingerprints of every bundle of a build's plan, by bundle name; with `site` (the site's
-    fingerprint), saved for `sitegen audit` (exact ones only), and what the audit worked out saved
+    fingerprint), saved for `sitegen audit`, and what the audit worked out saved
     for the next build (taken from the last one's, see Secrets), with the texts the bundles show
     after a full build (see CleanFiles). A plan that keeps its search indexes (`serve`'s) keeps
     what the audit worked out too, for its next one. `exact`: see Secrets.for_bundles."""
     root = plan.config.root
     secrets = Secrets(plan.config, plan.site, plan.gate, plan.history, partial(KnownSecrets.load, root) if site is not None else None,
-                      keep=site is not None or plan.search is not None)
-    prints = secrets.for_bundles(plan.bundles, workers, root if site is not None and full_build else None, exact)
+                      keep=site is not None or plan.search is not None, exact=exact)
+    prints = secrets.for_bundles(plan.bundles, workers, root if site is not None and full_build else None)
     if plan.search is not None:
         plan.secrets = secrets.known()
     if site is not None:
-        if all(p.exact for p in prints.values()):  # (`sitegen audit` reports what they find)
-            SavedFingerprints(root, site).put(prints)
+        SavedFingerprints(root, site).put(prints)
         secrets.known().save(root, table=not secrets.table_taken)
     return prints
 
@@ -1462,11 +1521,13 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1, cached: boo
         config = load_config(root)
         saved = SavedFingerprints(config.root, site_fingerprint(config.root)) if cached else None
         prints = saved.get([bundle.name for bundle in config.bundles]) if saved else None
-        if prints is None:
+
+        def secrets(exact: bool) -> Secrets:  # (with what the last build's audit worked out, see Secrets)
             config, site, gate, _ = read_site(root)
-            # (what the last build's audit found in the shown texts, if it looked them up in the same table)
-            secrets = Secrets(config, site, gate, History(config, site, gate, read_git(config.root)),
-                              partial(KnownSecrets.load, config.root) if cached else None)
+            return Secrets(config, site, gate, History(config, site, gate, read_git(config.root)),
+                           partial(KnownSecrets.load, config.root) if cached else None, exact=exact)
+
+        made = secrets(exact=False) if prints is None else None
         found: list[tuple[Path, Bundle, list[str], dict[str, str]]] = []  # folder, bundle, its files, its manifest's
         notes: list[str] = []
         for folder, listing in zip(folders, listings):
@@ -1479,12 +1540,14 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1, cached: boo
             notes += [f"{folder.name}/{name}: removed after the build (listed in manifest.json)" for name in sorted(listed.keys() - set(names))]
             notes += [f"{folder.name}/{name}: not in manifest.json (added after the build)" for name in names if name != "manifest.json" and name not in listed]
             found.append((folder, bundle, names, listed))
-    if prints is None:
-        prints = secrets.for_bundles(config.bundles, workers, exact=True)
+    if made is not None:
+        prints = made.for_bundles(config.bundles, workers)
         if saved is not None:
             saved.put(prints)
     jobs = [ScanJob(folder, bundle, prints[bundle.name], names, listed) for folder, bundle, names, listed in found]
     leaks, changed = scan(jobs, workers, CleanFiles(root) if cached else None)  # reads every file once: the scan checks the manifest's hashes too
+    if leaks and not all(p.exact for p in prints.values()):
+        leaks = confirmed(leaks, jobs, secrets(exact=True).for_bundles(config.bundles, workers))
     return leaks, notes + [f"{name}: differs from manifest.json (changed after the build)" for name in changed]
 
 

@@ -141,7 +141,8 @@ class LiveBuild:
         jobs = [ScanJob(self.out / b.name, b, prints[b.name], sorted(written.get(b.name, ()))) for b in new.bundles]
         leaks = scan_bundles(jobs)
         if leaks and not all(p.exact for p in prints.values()):
-            leaks = confirmed(leaks, jobs, secrets.for_bundles(new.bundles, exact=True))
+            secrets = Secrets(new.config, new.site, new.gate, new.history, lambda key: self.secrets, keep=True, exact=True)
+            leaks = confirmed(leaks, jobs, secrets.for_bundles(new.bundles))
             self.secrets = secrets.known()
         if leaks:
             raise BuildError([leak.problem() for leak in leaks], "leaks found")

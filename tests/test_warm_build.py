@@ -153,14 +153,14 @@ def test_a_build_after_an_edit_of_public_text_takes_the_audits_table_from_the_la
 
 def test_a_public_sentence_quoted_in_a_restricted_page_is_confirmed_no_leak_and_a_real_one_still_fails(story: Repo,  # noqa: F811
                                                                                                         tmp_path: Path, monkeypatch) -> None:
-    # After an edit of secret text, what the last build found in the texts the bundles show is
-    # taken over, not looked up again for the phrases new to the table (audit.Secrets.for_bundles).
-    # A restricted page that now quotes a public sentence leaves the sentence in the public
-    # fingerprints. Files the last build wrote are not scanned again (audit.CleanFiles), but an
-    # edit of another public page writes the search index again, whose snippets hold the
-    # sentence: the scan finds it there, and the build confirms it with exact fingerprints, which
-    # strike it out. The build passes, with the output of a build from nothing. A real leak found
-    # beside it is confirmed and fails the build.
+    # After an edit of secret text, the phrases of what changed are merged into the last table of
+    # secrets, and what the last build found in the texts the bundles show is taken over, not
+    # looked up again (audit.Secrets). A restricted page that now quotes a public sentence leaves
+    # the sentence in the public fingerprints. Files the last build wrote are not scanned again
+    # (audit.CleanFiles), but an edit of another public page writes the search index again, whose
+    # snippets hold the sentence: the scan finds it there, and the build confirms it with exact
+    # fingerprints, which strike it out. The build passes, with the output of a build from
+    # nothing. A real leak found beside such a false one is confirmed and fails the build.
     confirming: list[list[str]] = []
     confirm = build.confirmed
     monkeypatch.setattr(build, "confirmed", lambda leaks, *rest: confirming.append([leak.fragment for leak in leaks]) or confirm(leaks, *rest))
@@ -176,14 +176,13 @@ def test_a_public_sentence_quoted_in_a_restricted_page_is_confirmed_no_leak_and_
     built, expected = read_tree(out), reference(story.root, tmp_path / "reference")
     assert built.keys() == expected.keys() and [name for name in built if built[name] != expected[name]] == []
 
-    confirming.clear()
+    built = read_tree(out)
     (story.root / "templates").mkdir()
     (story.root / "templates" / "404.html").write_text('{% extends "base.html" %}{% block main %}<p>Try the Key ceremony.</p>{% endblock %}')
-    story.write("ops/keys.md", page("Key ceremony", None, f"Keys come from the module brindlewharf.\n\n{sentence}\n\n{another}"))
-    story.write("guide/intro.md", page("Introduction", None, "Hello offices, and welcome again."))
+    story.write("ops/keys.md", page("Key ceremony", None, f"Keys come from the module brindlewharf, again.\n\n{sentence}\n\n{another}"))
+    story.write("guide/intro.md", page("Introduction", None, "Hello offices, and welcome once more."))
     result = run(["build", "--root", story.root, "--out", out], env=EPOCH)
     assert result.exit_code == 1 and "key ceremony" in (result.output + result.stderr).lower(), result.output + result.stderr
-    assert "portal accounts" not in result.output + result.stderr
-    assert len(confirming) == 1 and {"key ceremony"} < set(confirming[0]), confirming
-    assert any("portal accounts" in fragment for fragment in confirming[0]), confirming
+    assert "annual filing" not in result.output + result.stderr and "portal accounts" not in result.output + result.stderr
+    assert len(confirming) == 2 and "key ceremony" in confirming[1], confirming
     assert read_tree(out) == built  # (the last output stays)
