@@ -79,3 +79,26 @@ def test_a_settle_interrupted_by_saves_is_finished_with_the_next_update(story: R
     served = read_tree(tmp_path / "served")
     assert served.keys() == expected.keys()
     assert [name for name in served if served[name] != expected[name]] == []
+
+
+def test_a_settle_confirms_a_quoted_public_sentence_as_no_leak(story: Repo, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    # The settle merges what an edit changed into the last audit's table and takes over what the
+    # shown texts were found to hold (audit.Secrets): a restricted page quoting a public sentence
+    # leaves it in the public fingerprints, and the search index written again for another public
+    # edit holds it in a snippet. The settle confirms it with exact fingerprints: no leak (a real
+    # leak found beside a false one: test_warm_build).
+    from ipo_sitegen import audit, live as live_module
+
+    confirming: list[list[str]] = []
+    confirm = audit.confirmed
+    monkeypatch.setattr(live_module, "confirmed", lambda leaks, *rest: confirming.append([leak.fragment for leak in leaks]) or confirm(leaks, *rest))
+    sentence = "Every office pays the annual filing fee before the end of March."
+    story.write("guide/fees.md", page("Fees", "public", sentence))
+    live = LiveBuild(story.root, Options(out=tmp_path / "served", jobs=1))
+    live.full()
+    story.write("ops/keys.md", page("Key ceremony", None, f"Keys come from the module brindlewharf.\n\n{sentence}"))
+    story.write("guide/intro.md", page("Introduction", None, "Hello offices, and welcome."))
+    live.update({str(story.root / "content" / "ops" / "keys.md"), str(story.root / "content" / "guide" / "intro.md")})
+    assert live.settle() is True
+    assert len(confirming) == 1 and any("annual filing" in fragment for fragment in confirming[0]), confirming
+    assert read_tree(tmp_path / "served") == full_build(story.root, tmp_path / "reference")
