@@ -1444,9 +1444,13 @@ def scan(jobs: list[ScanJob], workers: int, verdicts: CleanFiles | None = None) 
     return leaks, sorted(name for _, changed, _ in parts for name in changed)
 
 
-def confirmed(leaks: list[Leak], jobs: list[ScanJob], prints: dict[str, Fingerprints]) -> list[Leak]:
-    """The leaks of a scan with fingerprints that may hold more than they should (see
-    Fingerprints.exact) that a scan of the same files with exact `prints` finds too."""
+def confirmed(leaks: list[Leak], jobs: list[ScanJob], exact: Callable[[], dict[str, Fingerprints]]) -> list[Leak]:
+    """The leaks of a scan of `jobs` that exact fingerprints find too: when the jobs' fingerprints
+    may hold more than they should (see Fingerprints.exact), the files the leaks name are scanned
+    again with those `exact()` makes (only then)."""
+    if not leaks or all(job.prints.exact for job in jobs):
+        return leaks
+    prints = exact()
     files: dict[str, set[str]] = {}
     for leak in leaks:
         files.setdefault(leak.bundle, set()).add(leak.file)
@@ -1546,8 +1550,7 @@ def audit_folders(root: Path, folders: list[Path], workers: int = 1, cached: boo
             saved.put(prints)
     jobs = [ScanJob(folder, bundle, prints[bundle.name], names, listed) for folder, bundle, names, listed in found]
     leaks, changed = scan(jobs, workers, CleanFiles(root) if cached else None)  # reads every file once: the scan checks the manifest's hashes too
-    if leaks and not all(p.exact for p in prints.values()):
-        leaks = confirmed(leaks, jobs, secrets(exact=True).for_bundles(config.bundles, workers))
+    leaks = confirmed(leaks, jobs, lambda: secrets(exact=True).for_bundles(config.bundles, workers))
     return leaks, notes + [f"{name}: differs from manifest.json (changed after the build)" for name in changed]
 
 

@@ -574,8 +574,7 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
             if changed:
                 remove(staging)
                 return None
-            if leaks and not all(p.exact for p in prints.values()):
-                leaks = confirmed(leaks, jobs, bundle_fingerprints(result, site_key, workers, exact=True))
+            leaks = confirmed(leaks, jobs, partial(bundle_fingerprints, result, site_key, workers, exact=True))
             if leaks:
                 raise BuildError([leak.problem() for leak in leaks], "leaks found")
         if result.save_search and remember is not None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from jinja2 import TemplateError
 
-from .audit import KnownSecrets, ScanJob, Secrets, confirmed, scan_bundles
+from .audit import Fingerprints, KnownSecrets, ScanJob, Secrets, confirmed, scan_bundles
 from .build import BuildResult, BundleOutput, Options, Plan, build, plan
 from .config import Config
 from .errors import BuildError
@@ -139,14 +140,17 @@ class LiveBuild:
             return False
         self.pending = None
         jobs = [ScanJob(self.out / b.name, b, prints[b.name], sorted(written.get(b.name, ()))) for b in new.bundles]
-        leaks = scan_bundles(jobs)
-        if leaks and not all(p.exact for p in prints.values()):
-            secrets = Secrets(new.config, new.site, new.gate, new.history, lambda key: self.secrets, keep=True, exact=True)
-            leaks = confirmed(leaks, jobs, secrets.for_bundles(new.bundles))
-            self.secrets = secrets.known()
+        leaks = confirmed(scan_bundles(jobs), jobs, partial(self._exact_fingerprints, new))
         if leaks:
             raise BuildError([leak.problem() for leak in leaks], "leaks found")
         return True
+
+    def _exact_fingerprints(self, new: Plan) -> dict[str, Fingerprints]:
+        """Fingerprints that hold nothing the bundles show, to confirm a leak with (see audit.confirmed)."""
+        secrets = Secrets(new.config, new.site, new.gate, new.history, lambda key: self.secrets, keep=True, exact=True)
+        prints = secrets.for_bundles(new.bundles)
+        self.secrets = secrets.known()
+        return prints
 
     def _writer(self, bundle: str) -> BundleWriter:
         """A writer that updates the bundle in place, from the manifest this process wrote last

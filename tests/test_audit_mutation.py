@@ -575,7 +575,8 @@ def test_sitegen_audit_confirms_a_leak_that_fingerprints_holding_too_much_find(s
         verdicts.unlink()  # (every file is scanned)
     confirming = []
     confirm = audit.confirmed
-    monkeypatch.setattr(audit, "confirmed", lambda leaks, *rest: confirming.append([leak.file for leak in leaks]) or confirm(leaks, *rest))
+    # (records the leaks that exact fingerprints were made to confirm)
+    monkeypatch.setattr(audit, "confirmed", lambda leaks, jobs, exact: confirm(leaks, jobs, lambda: confirming.append([leak.file for leak in leaks]) or exact()))
     assert audit_folders(site, [public]) == ([], [])
     assert confirming and "guides/getting-started/index.html" in confirming[0], confirming
     (public / "stale.html").write_text(f"<p>{ESCROW_SENTENCE}</p>", encoding="utf-8")

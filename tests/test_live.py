@@ -91,7 +91,8 @@ def test_a_settle_confirms_a_quoted_public_sentence_as_no_leak(story: Repo, tmp_
 
     confirming: list[list[str]] = []
     confirm = audit.confirmed
-    monkeypatch.setattr(live_module, "confirmed", lambda leaks, *rest: confirming.append([leak.fragment for leak in leaks]) or confirm(leaks, *rest))
+    # (records the leaks that exact fingerprints were made to confirm)
+    monkeypatch.setattr(live_module, "confirmed", lambda leaks, jobs, exact: confirm(leaks, jobs, lambda: confirming.append([leak.fragment for leak in leaks]) or exact()))
     sentence = "Every office pays the annual filing fee before the end of March."
     story.write("guide/fees.md", page("Fees", "public", sentence))
     live = LiveBuild(story.root, Options(out=tmp_path / "served", jobs=1))

@@ -163,7 +163,8 @@ def test_a_public_sentence_quoted_in_a_restricted_page_is_confirmed_no_leak_and_
     # nothing. A real leak found beside such a false one is confirmed and fails the build.
     confirming: list[list[str]] = []
     confirm = build.confirmed
-    monkeypatch.setattr(build, "confirmed", lambda leaks, *rest: confirming.append([leak.fragment for leak in leaks]) or confirm(leaks, *rest))
+    # (records the leaks that exact fingerprints were made to confirm)
+    monkeypatch.setattr(build, "confirmed", lambda leaks, jobs, exact: confirm(leaks, jobs, lambda: confirming.append([leak.fragment for leak in leaks]) or exact()))
     sentence = "Every office pays the annual filing fee before the end of March."
     another = "Offices renew their portal accounts every second year in January."
     story.write("guide/fees.md", page("Fees", "public", f"{sentence}\n\n{another}"))
