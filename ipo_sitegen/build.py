@@ -34,7 +34,7 @@ from .content import Page, Site
 from .discover import RESERVED_ROOT, discover
 from .errors import BuildError, Problem, Problems, UsageError
 from .gate import Gate
-from .history import GitLog, History, history_problems, read_git
+from .history import GitLog, History, history_problems, mailmap_state, read_git
 from .markup import LinkIndex, Rendered, pygments_css, render_all
 from .nav import Navigation
 from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
@@ -626,7 +626,7 @@ def site_fingerprint(root: Path, drafts: bool = False, files: dict[str, str] | N
     root = root.resolve()
     digest = hashlib.sha256(repr((__version__, drafts, build_date().isoformat(), os.environ.get("SOURCE_DATE_EPOCH"))).encode())
     git = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--", "content"], cwd=root, capture_output=True)
-    digest.update(git.stdout)
+    digest.update(git.stdout + mailmap_state(root).encode())
     for name, value in sorted((input_files(root) if files is None else files).items()):
         digest.update(f"{name}\0{value}\0".encode())
     return digest.hexdigest()

@@ -70,6 +70,7 @@ class GitLog:
     """The raw material: commits oldest first, page texts by blob id, the working tree's state."""
 
     head: str | None = None
+    mailmap: str = ""  # what decides the authors' names (see mailmap_state)
     shallow: bool = False
     commits: list[Commit] = field(default_factory=list)
     blobs: dict[str, str] = field(default_factory=dict)
@@ -80,6 +81,28 @@ class GitLog:
 
 def _git(root: Path, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-c", "core.quotepath=off", *args], cwd=root, input=data, capture_output=True, check=False)
+
+
+def mailmap_state(root: Path) -> str:
+    """A digest of what decides the names git gives authors (%aN in FORMAT): the work tree's
+    .mailmap, the mailmap.file and mailmap.blob settings and the file the first names. It is no
+    commit and no file of the site, so the history cache and the site's fingerprint take it in:
+    an edit of .mailmap alone renames authors as a build from nothing does."""
+    try:
+        top = _git(root, "rev-parse", "--show-toplevel").stdout.decode("utf-8", "replace").strip()
+        settings = _git(root, "config", "--get-regexp", r"^mailmap\.").stdout
+    except FileNotFoundError:
+        return ""
+    files = [Path(top) / ".mailmap"] if top else []
+    files += [Path(line.split(None, 1)[1]).expanduser() for line in settings.decode("utf-8", "replace").splitlines()
+              if line.lower().startswith("mailmap.file ") and len(line.split(None, 1)) == 2]
+    digest = hashlib.sha256(settings)
+    for path in files:
+        try:
+            digest.update(b"\0" + (root / path).read_bytes())  # (a relative mailmap.file is read from the work tree)
+        except OSError:
+            digest.update(b"\0-")
+    return digest.hexdigest()
 
 
 def _parse_log(raw: bytes, prefix: str) -> list[Commit]:
@@ -200,7 +223,8 @@ def read_git(root: Path, content: str = "content", use_cache: bool = True) -> Gi
         log.problem = "no commit yet: pages get no dates"
         return log
 
-    cache = root / CACHE_DIR / f"history-{_CACHE_FORMAT}-{log.head}-{hashlib.sha1(prefix.encode()).hexdigest()[:8]}.pickle"
+    log.mailmap = mailmap_state(root)
+    cache = root / CACHE_DIR / f"history-{_CACHE_FORMAT}-{log.head}-{hashlib.sha1((prefix + log.mailmap).encode()).hexdigest()[:8]}.pickle"
     cached = False
     remembered = _LOGS.get(cache) if use_cache else None
     if remembered is not None:

@@ -133,20 +133,21 @@ def update_bundle(output: BundleOutput, work: Work, before: Before, head_changed
 
 
 _STATE = "build-state.pickle"
-_STATE_FORMAT = 2
+_STATE_FORMAT = 3
 
 
 @dataclass
 class SavedBuild:
     """What a build leaves in `.sitegen-cache/` for the next one to update its output from: the
-    facts and `Before` of its pages, its git HEAD, and the digest of each input file and of each
-    bundle's manifest (the output it describes). The search indexes are saved apart, by the process
-    that made them (see search.save_index)."""
+    facts and `Before` of its pages, its git HEAD and what named its authors (.mailmap), and the
+    digest of each input file and of each bundle's manifest (the output it describes). The search
+    indexes are saved apart, by the process that made them (see search.save_index)."""
 
     key: str
     facts: dict[str, PageFacts]
     before: Before
     head: str | None
+    mailmap: str
     files: dict[str, str]
     manifests: dict[str, str]
 
@@ -178,7 +179,7 @@ class SavedBuild:
         """Leave the state of this build (`facts`: its saved_facts), whose bundles are staged in
         `staging` (and go to `out`), for the next one."""
         state = cls(cls.key_of(options, out), facts, Before.of(result).detached(),
-                    result.log.head if result.log else None, files,
+                    result.log.head if result.log else None, result.log.mailmap if result.log else "", files,
                     {b.name: _digest_of(staging / b.name / "manifest.json") for b in result.bundles})
         with replacing(root.resolve(), _STATE) as temporary, open(temporary, "wb") as file:
             pickle.dump(state, file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -189,8 +190,8 @@ class SavedBuild:
         changed = {path for path in self.files.keys() | files.keys() if self.files.get(path) != files.get(path)}
         head = result.log.head if result.log else None
         work = affected(self.facts, facts, changed, head != self.head)
-        if {b.name for b in result.bundles} != self.before.held.keys():
-            work.full = True
+        if {b.name for b in result.bundles} != self.before.held.keys() or (result.log.mailmap if result.log else "") != self.mailmap:
+            work.full = True  # (authors renamed by .mailmap: rare enough to write everything again)
         return work
 
     def stage(self, result: Plan, work: Work, staging: Path, out: Path, workers: int) -> dict[str, int] | None:

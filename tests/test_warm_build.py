@@ -187,3 +187,17 @@ def test_a_public_sentence_quoted_in_a_restricted_page_is_confirmed_no_leak_and_
     assert "annual filing" not in result.output + result.stderr and "portal accounts" not in result.output + result.stderr
     assert len(confirming) == 2 and "key ceremony" in confirming[1], confirming
     assert read_tree(out) == built  # (the last output stays)
+
+
+def test_an_edit_of_the_mailmap_alone_gives_the_authors_a_build_from_nothing_gives(story: Repo, tmp_path: Path) -> None:  # noqa: F811
+    # Authors are named after .mailmap (history.FORMAT's %aN). An edit of .mailmap alone changes no
+    # commit and no file of the site: the build must still see it, in its history and in whether
+    # anything changed at all.
+    out = tmp_path / "out"
+    warm_build(story.root, out)
+    assert b"Bob Builder" in b"".join(read_tree(out).values())
+    (story.root / ".mailmap").write_text("Ann Example <ann@example.org> <ann.old@example.org>\nRobert Builder <bob@example.org>\n")
+    warm_build(story.root, out)
+    built = read_tree(out)
+    assert b"Robert Builder" in b"".join(built.values()) and b"Bob Builder" not in b"".join(built.values())
+    assert built == reference(story.root, tmp_path / "reference")
