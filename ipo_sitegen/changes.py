@@ -12,7 +12,7 @@ import difflib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import groupby
 
 from .config import Bundle, Config
@@ -24,10 +24,12 @@ RECENT_PAGE_LIMIT = 1000  # items on recent/ (each page's history keeps the rest
 FEED_LIMIT = 50
 
 
+@lru_cache(maxsize=1 << 14)  # (a commit's time is formatted for every page it touched, in every bundle)
 def iso(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@lru_cache(maxsize=1 << 14)
 def day(timestamp: int) -> str:
     moment = datetime.fromtimestamp(timestamp, timezone.utc)
     return f"{moment.day} {moment:%B %Y}"
@@ -135,7 +137,7 @@ class ChangeViews:
     def item(self, change: Change, here: str) -> dict:
         return {"title": change.page.title, "href": relative_url(here, change.page.url),
                 "iso": iso(change.commit.time), "date": day(change.commit.time), "author": self.author(change),
-                "message": change.message, "first": change.previous is None,
+                "message": change.message, "first": change.first,
                 "change": relative_url(here, change_url(change))}
 
     def recent(self, here: str, limit: int) -> list[dict]:
@@ -149,7 +151,8 @@ class ChangeViews:
         return [self.item(c, here) for c in reversed(self.changes.get(source, []))]
 
     def diff(self, change: Change) -> list[DiffRow] | None:
-        return None if change.previous is None else diff_rows(change.previous, change.text)
+        previous = change.previous
+        return None if previous is None else diff_rows(previous, change.text)
 
     def feed(self) -> dict:
         base = self.bundle.base_url or ""
@@ -160,7 +163,7 @@ class ChangeViews:
                 "id": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{name}/{change.key}')}",
                 "title": change.page.title, "updated": iso(change.commit.time), "author": self.author(change),
                 "link": base + change.page.url, "change": base + change_url(change),
-                "summary": change.message or ("First published" if change.previous is None else "Updated"),
+                "summary": change.message or ("First published" if change.first else "Updated"),
             })
         updated = entries[0]["updated"] if entries else iso(0)
         return {"id": base or f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}", "updated": updated,

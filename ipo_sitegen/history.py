@@ -421,6 +421,12 @@ class Change:
         return None if self.before is None else self.before.text
 
     @property
+    def first(self) -> bool:
+        """Is this the first revision the bundle shows? (Without redacting the one before, as
+        `previous` does.)"""
+        return self.before is None
+
+    @property
     def key(self) -> str:
         return f"{self.commit.sha[:12]}/{self.page.url}"
 

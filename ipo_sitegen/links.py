@@ -9,6 +9,7 @@ A link to a page the bundle does not hold becomes a *locked link* to the lowest 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from html import escape
 from typing import Callable
 from urllib.parse import unquote
@@ -20,6 +21,7 @@ _IMAGE = re.compile(r'<img ([^>]*?)src="(sitegen:file:[^"]*)"([^>]*?)\s*/?>', re
 _ALT = re.compile(r'alt="([^"]*)"')
 
 
+@lru_cache(maxsize=1 << 16)  # (the same pairs recur: every change of a page links to it, every sibling to its section)
 def relative_url(from_url: str, to_url: str) -> str:
     """The relative URL from the page at `from_url` (a folder like "a/b/") to `to_url`.
 
