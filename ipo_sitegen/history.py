@@ -99,7 +99,7 @@ def mailmap_state(root: Path) -> str:
     digest = hashlib.sha256(settings)
     for path in files:
         try:
-            digest.update(b"\0" + (root / path).read_bytes())  # (a relative mailmap.file is read from the work tree)
+            digest.update(b"\0" + (Path(top or root) / path).read_bytes())  # (a relative mailmap.file: from the work tree's top)
         except OSError:
             digest.update(b"\0-")
     return digest.hexdigest()
