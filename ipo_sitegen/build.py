@@ -18,8 +18,8 @@ import traceback
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field
-from functools import cached_property, lru_cache, partial
 from datetime import date, datetime, timezone
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import AbstractSet, Callable, TypeVar
 
@@ -29,7 +29,8 @@ from . import links
 from .audit import CleanFiles, KnownSecrets, ScanJob, bundle_files, bundle_fingerprints, confirmed, scan
 from .cache import CACHE_DIR, RenderCache, cache_folder, render_key, replacing, still_valid
 from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, history_url
-from .config import CONFIG_NAME as CONFIG_FILE, Bundle, Config, load_config
+from .config import CONFIG_NAME as CONFIG_FILE
+from .config import Bundle, Config, load_config
 from .content import Page, Site
 from .discover import RESERVED_ROOT, discover
 from .errors import BuildError, Problem, Problems, UsageError

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 
 
 @dataclass

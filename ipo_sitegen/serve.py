@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import posixpath
 import queue
-import signal
 import shutil
+import signal
 import tempfile
 import threading
 import time

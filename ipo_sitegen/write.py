@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from json.encoder import encode_basestring_ascii as json_string
 import os
 import posixpath
 import shutil
 import tempfile
 import time
 from functools import partial
+from json.encoder import encode_basestring_ascii as json_string
 from pathlib import Path
 
 from .workers import detached

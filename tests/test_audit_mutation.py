@@ -17,9 +17,8 @@ from functools import partial
 
 import numpy as np
 import pytest
-
-from helpers import make_site, page, read_tree, run, write_files
 from helpers import build as run_build
+from helpers import make_site, page, read_tree, run, write_files
 
 from ipo_sitegen.audit import audit_folders, tokens
 

@@ -35,11 +35,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers import BASE_URL_CONFIG as _BUNDLES_WITH_BASE_URLS
+from helpers import write_files
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
-from helpers import BASE_URL_CONFIG as _BUNDLES_WITH_BASE_URLS
-from helpers import write_files
 from ipo_sitegen.build import Options, build
 from ipo_sitegen.errors import BuildError
 

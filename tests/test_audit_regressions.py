@@ -22,7 +22,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from helpers import BASE_URL_CONFIG, build_ok, has_page, make_site, page, parse_links, read_tree, write_files
 
 HOME = page("Support space", "public", "Welcome to the support space for intellectual-property offices.")

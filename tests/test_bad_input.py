@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 from helpers import (
     DEFAULT_CONFIG,
     build,

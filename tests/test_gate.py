@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from helpers import (
-    GENERATED_ROOTS,
     BUNDLES,
+    GENERATED_ROOTS,
     build,
     build_ok,
     has_page,

@@ -10,13 +10,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from helpers import check_links, read_tree
 
+from ipo_sitegen import history as history_module
 from ipo_sitegen.build import Options, build
 from ipo_sitegen.changes import diff_rows
-from ipo_sitegen import history as history_module
 from ipo_sitegen.history import read_git
-
-from helpers import check_links, read_tree
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONFIG = """\

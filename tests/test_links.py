@@ -10,15 +10,14 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from helpers import (
     BASE_URL_CONFIG,
     BUNDLES,
     MEDIUM_SITE,
+    PDF_REGISTERED,
     PNG_INTERNAL,
     PNG_PUBLIC,
     PNG_REGISTERED,
-    PDF_REGISTERED,
     all_bytes,
     build,
     build_ok,

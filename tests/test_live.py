@@ -87,7 +87,8 @@ def test_a_settle_confirms_a_quoted_public_sentence_as_no_leak(story: Repo, tmp_
     # leaves it in the public fingerprints, and the search index written again for another public
     # edit holds it in a snippet. The settle confirms it with exact fingerprints: no leak (a real
     # leak found beside a false one: test_warm_build).
-    from ipo_sitegen import audit, live as live_module
+    from ipo_sitegen import audit
+    from ipo_sitegen import live as live_module
 
     confirming: list[list[str]] = []
     confirm = audit.confirmed

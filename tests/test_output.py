@@ -16,11 +16,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from helpers import (
     BASE_URL_CONFIG,
-    GENERATED_ROOTS,
     BUNDLES,
+    GENERATED_ROOTS,
     MEDIUM_SITE,
     build_ok,
     has_page,

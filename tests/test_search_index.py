@@ -17,9 +17,30 @@ from helpers import build_ok, page, read_tree
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipo_sitegen.search import (_GAP, BODY, HEADING, LABEL, SUMMARY, TITLE, Entry, Posting, body_blocks, build_index,
-                                decode_numbers, decode_postings, encode_numbers, encode_postings, excerpt, fields, fold,
-                                shard_name, shard_of, tokenize, update_index, word_stream)
+from ipo_sitegen.search import (
+    _GAP,
+    BODY,
+    HEADING,
+    LABEL,
+    SUMMARY,
+    TITLE,
+    Entry,
+    Posting,
+    body_blocks,
+    build_index,
+    decode_numbers,
+    decode_postings,
+    encode_numbers,
+    encode_postings,
+    excerpt,
+    fields,
+    fold,
+    shard_name,
+    shard_of,
+    tokenize,
+    update_index,
+    word_stream,
+)
 
 
 def _payload(script: str) -> list:

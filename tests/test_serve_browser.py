@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from test_serve import BROKEN_LINE, BROKEN_SETUP, ServeProcess, setup_page, small_site
 
+
 @pytest.fixture
 def live(tmp_path):
     """A small site (see test_serve.SMALL_SITE) served by `sitegen serve`; stopped at teardown."""
