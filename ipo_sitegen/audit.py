@@ -649,9 +649,10 @@ class Secrets:
             self.table_exact, self._stale = taken.exact, taken.stale
         else:
             changed = {name for name, digest in self._parts.items() if taken is None or taken.parts.get(name) != digest}
-            if taken is not None and earlier is not None and not exact and taken.stale + len(changed) <= max(MERGED_PARTS, len(self._parts) // 20):
+            stale = len(changed) + (len(taken.parts.keys() - self._parts.keys()) if taken is not None else 0)  # (and parts gone)
+            if taken is not None and earlier is not None and not exact and taken.stale + stale <= max(MERGED_PARTS, len(self._parts) // 20):
                 self.phrases, self.origins = self._merged(taken, earlier, changed, lowest)
-                self.table_exact, self._stale = False, taken.stale + len(changed)
+                self.table_exact, self._stale = False, taken.stale + stale
             else:
                 self.phrases, self.origins = self._phrases(item for item in self._items() if item[0] > lowest)
         # (digest of a shown text, rank of the least restricted bundle showing it) -> the hashes of
