@@ -651,7 +651,7 @@ class Secrets:
             changed = {name for name, digest in self._parts.items() if taken is None or taken.parts.get(name) != digest}
             stale = len(changed) + (len(taken.parts.keys() - self._parts.keys()) if taken is not None else 0)  # (and parts gone)
             if taken is not None and earlier is not None and not exact and taken.stale + stale <= max(MERGED_PARTS, len(self._parts) // 20):
-                self.phrases, self.origins = self._merged(taken, earlier, changed, lowest)
+                self.phrases, self.origins = self._merged(taken, changed, lowest)
                 self.table_exact, self._stale = False, taken.stale + stale
             else:
                 self.phrases, self.origins = self._phrases(item for item in self._items() if item[0] > lowest)
@@ -732,11 +732,12 @@ class Secrets:
             for (sha, subject), rank in self._messages():
                 yield rank, subject, f"commit {sha}", "commit message", True
 
-    def _merged(self, taken: KnownSecrets, earlier: Phrases, changed: set[str], lowest: int) -> tuple[Phrases, list[tuple[str, str]]]:
-        """The earlier table with the phrases of the `changed` parts merged in (and the origins): a
+    def _merged(self, taken: KnownSecrets, changed: set[str], lowest: int) -> tuple[Phrases, list[tuple[str, str]]]:
+        """`taken`'s table with the phrases of the `changed` parts merged in (and the origins): a
         phrase it holds already keeps the more restricted of its two ranks."""
         new, origins = self._phrases(item for item in self._items(changed) if item[0] > lowest)
-        assert earlier.ranks is not None and new.ranks is not None
+        earlier = taken.phrases
+        assert earlier is not None and earlier.ranks is not None and new.ranks is not None
         offset = len(taken.origins)
         ranks, owners = earlier.ranks.copy(), earlier.origins.copy()
         at = np.searchsorted(earlier.hashes, new.hashes)
