@@ -104,9 +104,10 @@ def serve(root, bundles, host, port, open_browser, out, drafts) -> None:
 
     \b
     Bundles are served at /public/, /restricted/, /internal/ with a "viewing as" bar that switches
-    audience on the same page. Content, templates, static files and sitegen.toml are watched;
-    open pages reload after each rebuild, and a failed rebuild shows its errors over the page
-    while the last good version stays online. Nothing is written to build/ unless --out is given.
+    audience on the same page. Content, templates, static files and sitegen.toml are watched, and
+    so are commits, checkouts and .mailmap (dates, authors, "Recently updated"); open pages
+    reload after each rebuild, and a failed rebuild shows its errors over the page while the last
+    good version stays online. Nothing is written to build/ unless --out is given.
     """
     from .serve import serve as run
 

@@ -83,6 +83,19 @@ def _git(root: Path, *args: str, data: bytes | None = None) -> subprocess.Comple
     return subprocess.run(["git", "-c", "core.quotepath=off", *args], cwd=root, input=data, capture_output=True, check=False)
 
 
+def git_dirs(root: Path) -> tuple[Path, Path, Path] | None:
+    """(the work tree's top, its git folder, the folder the branches are in: the git folder but in a
+    linked work tree) of the repository `root` is in; None outside one, or without git."""
+    try:
+        found = _git(root, "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir")
+    except FileNotFoundError:
+        return None
+    lines = found.stdout.decode("utf-8", "replace").splitlines()
+    if found.returncode != 0 or len(lines) < 3:
+        return None
+    return Path(lines[0]), Path(lines[1]), (root / lines[2]).resolve()  # (the common folder may be relative to `root`)
+
+
 def mailmap_state(root: Path) -> str:
     """A digest of what decides the names git gives authors (%aN in FORMAT): the work tree's
     .mailmap, the mailmap.file and mailmap.blob settings and the file the first names. It is no

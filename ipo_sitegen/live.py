@@ -86,8 +86,9 @@ class LiveBuild:
         facts = facts_of(new)
         head_changed = (new.log.head if new.log else None) != (self.last.log.head if self.last.log else None)
         work = affected(self.facts, facts, changed, head_changed)
-        if work.full or [b.name for b in new.bundles] != [b.name for b in self.last.bundles]:
-            return Work(full=True)
+        if (work.full or [b.name for b in new.bundles] != [b.name for b in self.last.bundles]
+                or (new.log.mailmap if new.log else "") != (self.last.log.mailmap if self.last.log else "")):
+            return Work(full=True)  # (authors renamed by .mailmap: rare enough to write everything again)
         old = self.last
         if new.log is not None:  # what did not change is taken from the last history
             new.history = History(new.config, new.site, new.gate, new.log, earlier=old.history)

@@ -33,6 +33,7 @@ from watchdog.observers import Observer
 from .build import Options
 from .config import CONFIG_NAME, load_config
 from .errors import BuildError, Problem, UsageError
+from .history import git_dirs
 from .live import LiveBuild
 
 IGNORED_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".part", ".crdownload", ".kate-swp")
@@ -125,8 +126,6 @@ class Rebuilder:
         return True
 
     def changed(self, path: str) -> None:
-        if is_noise(path):
-            return
         with self.lock:
             self.pending.add(path)
             if self.timer is not None:
@@ -167,15 +166,34 @@ WATCHED = ("content", "templates", "static")
 
 class _Events(FileSystemEventHandler):
     """Passes on changes to content/, templates/, static/ and sitegen.toml; starts watching those
-    folders when they are created while serving."""
+    folders when they are created while serving. Also what git reads the history from: a commit,
+    a checkout or a pull moves HEAD (dates, "Recently updated", history pages), and .mailmap names
+    the authors. (A repository made while serving is seen at the next start.)"""
 
     def __init__(self, rebuilder: Rebuilder, observer: Observer) -> None:
         self.rebuilder = rebuilder
         self.observer = observer
         root = rebuilder.root.resolve()
+        self.root = root
         self.config = root / CONFIG_NAME
         self.folders = [root / name for name in WATCHED]
         self.scheduled: set[Path] = set()
+        found = git_dirs(root)
+        self.git_files: set[Path] = set()
+        self.branches: Path | None = None
+        if found is not None:
+            top, git_dir, common = found
+            self.git_files = {top / ".mailmap", git_dir / "HEAD", common / "packed-refs"}
+            self.branches = common / "refs" / "heads"
+
+    def start(self) -> None:
+        for folder in self.folders:
+            self.watch(folder)
+        self.observer.schedule(self, str(self.root), recursive=False)  # sitegen.toml, and folders created later
+        for folder in sorted({path.parent for path in self.git_files} - {self.root}):
+            self.observer.schedule(self, str(folder), recursive=False)
+        if self.branches is not None and self.branches.is_dir():
+            self.observer.schedule(self, str(self.branches), recursive=True)
 
     def watch(self, folder: Path) -> None:
         if folder.is_dir() and folder not in self.scheduled:
@@ -184,6 +202,11 @@ class _Events(FileSystemEventHandler):
 
     def _relevant(self, path: str) -> bool:
         resolved = Path(path).resolve()
+        if resolved in self.git_files or (self.branches is not None and resolved.is_relative_to(self.branches)
+                                          and not resolved.name.endswith(".lock")):
+            return True
+        if is_noise(path):
+            return False
         return resolved == self.config or any(resolved == f or resolved.is_relative_to(f) for f in self.folders)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -382,10 +405,7 @@ def serve(root: Path, options: Options, host: str, port: int, open_browser: bool
         server.daemon_threads = True
         with _BUILD_LOCK:
             rebuilder.build_now()
-        handler = _Events(rebuilder, observer)
-        for folder in handler.folders:
-            handler.watch(folder)
-        observer.schedule(handler, str(root), recursive=False)  # sitegen.toml, and folders created later
+        _Events(rebuilder, observer).start()
         observer.start()
         url = f"http://{host}:{server.server_address[1]}/{names[0]}/"
         log(f"Serving {', '.join(names)} at {url} (Ctrl-C to stop)")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -76,6 +78,15 @@ def write_files(site: Path, files: dict[str, str | bytes]) -> None:
             path.write_bytes(data)
         else:
             path.write_text(data, encoding="utf-8")
+
+
+def git(root: Path, *args: str, date: str = "2024-03-01T10:00:00Z") -> None:
+    """Run git in `root` as the editor Ana, at a fixed date (commits are reproducible)."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Ana Editor", "GIT_AUTHOR_EMAIL": "ana@example.org",
+           "GIT_COMMITTER_NAME": "Ana Editor", "GIT_COMMITTER_EMAIL": "ana@example.org",
+           "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
+                   cwd=root, env=env, check=True, capture_output=True)
 
 
 def run(args: list[str], env: dict[str, str] | None = None) -> Result:

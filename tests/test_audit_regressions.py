@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import BASE_URL_CONFIG, build_ok, has_page, make_site, page, parse_links, read_tree, write_files
+from helpers import BASE_URL_CONFIG, build_ok, git, has_page, make_site, page, parse_links, read_tree, write_files
 
 HOME = page("Support space", "public", "Welcome to the support space for intellectual-property offices.")
 
@@ -305,14 +303,6 @@ Public words.
 
 
 # -- Feeds, recent changes, history and diffs (from git) --------------------------------------------
-
-
-def git(root: Path, *args: str, date: str = "2024-03-01T10:00:00Z") -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Ana Editor", "GIT_AUTHOR_EMAIL": "ana@example.org",
-           "GIT_COMMITTER_NAME": "Ana Editor", "GIT_COMMITTER_EMAIL": "ana@example.org",
-           "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
-                   cwd=root, env=env, check=True, capture_output=True)
 
 
 def test_gated_block_and_restricted_commit_message_not_in_public_feed_recent_or_diffs(tmp_path):

@@ -32,7 +32,7 @@ from urllib.parse import urljoin, urlsplit
 from urllib.request import Request, urlopen
 
 import pytest
-from helpers import all_text, build_ok, make_site, page, parse_links, read_tree
+from helpers import all_text, build_ok, git, make_site, page, parse_links, read_tree
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP = 30.0  # seconds for python to start and do the first build
@@ -785,6 +785,29 @@ def test_folders_named_build_are_watched_like_any_other(serve, tmp_path, where):
     edit(target, page("Steps", body="Edited step.") if "steps" in target.name else setup_page("Edited step."))
     eventually(lambda: "Edited step." in server.get(url).text, 8,
                message=f"an edit of {target.relative_to(tmp_path)} was ignored; output since the edit: {server.lines[mark:]}")
+
+
+def test_a_commit_and_a_mailmap_edit_while_serving_update_the_history(serve, tmp_path):
+    """No file of the site changes when the editor commits what was saved: the dates, "Recently
+    updated" and the history pages follow HEAD all the same, and .mailmap renames the authors."""
+    site = small_site(tmp_path)
+    git(site, "init", "-q")
+    git(site, "add", "-A")
+    git(site, "commit", "-q", "-m", "First pages", date="2026-02-02T10:00:00Z")
+    server = serve(site)
+    recent = server.get("/public/recent/").text
+    assert "2 February 2026" in recent and "Ana Editor" in recent and "March" not in recent
+    edit(site / "content/guides/setup.md", setup_page("Edited and then committed."))
+    eventually(lambda: "Edited and then committed." in server.get("/public/guides/setup/").text)
+    git(site, "commit", "-q", "-am", "Explain the setup again", date="2026-03-03T10:00:00Z")
+    eventually(lambda: "Explain the setup again" in server.get("/public/recent/").text,
+               message=f"a commit while serving did not reach recent/; server output: {server.log}")
+    assert "3 March 2026" in server.get("/public/recent/").text
+    assert "3 March 2026" in server.get("/public/history/guides+setup.html").text
+    edit(site / ".mailmap", "Ana Registrar <ana@example.org>\n")
+    eventually(lambda: "Ana Registrar" in server.get("/public/recent/").text,
+               message=f"a .mailmap edit while serving did not rename the author; server output: {server.log}")
+    assert "Ana Editor" not in server.get("/public/recent/").text
 
 
 # ---- build/, --out, errors at start, shutdown ----------------------------------------------------------
