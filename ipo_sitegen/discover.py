@@ -86,13 +86,34 @@ def parse_front_matter(yaml_text: str, path: Path, problems: Problems) -> tuple[
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         problems.error(path, line, f"malformed YAML front matter: {problem}", "check the indentation and quote values that contain ':' or '#'")
         return None
+    except (ValueError, TypeError, OverflowError) as exc:  # a value YAML reads but cannot make: 2024-02-30
+        line, key = _unmakeable(node)
+        problems.error(path, line, f"'{key}' holds no real date or value: {exc}", "write a date that exists, as YYYY-MM-DD (e.g. 2024-02-29)")
+        return None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
         problems.error(path, 2, "front matter must be 'key: value' lines", "e.g. 'title: My page'")
         return None
-    lines = {str(k.value): k.start_mark.line + 2 for k, _ in node.value} if node is not None else {}
+    lines: dict[str, int] = {}
+    for key, _ in node.value if node is not None else ():
+        name, line = str(key.value), key.start_mark.line + 2
+        if name in lines:  # YAML would quietly keep the last: a second `audience:` must never decide alone
+            problems.error(path, line, f"'{name}' is given twice (also on line {lines[name]})", f"keep one '{name}:' line")
+            return None
+        lines[name] = line
     return data, lines
+
+
+def _unmakeable(node: yaml.Node | None) -> tuple[int, str]:
+    """(file line, key) of the first value of a front-matter mapping that YAML cannot make."""
+    maker = yaml.SafeLoader("")
+    for key, value in node.value if isinstance(node, yaml.MappingNode) else ():
+        try:
+            maker.construct_object(value, deep=True)
+        except (ValueError, TypeError, OverflowError, yaml.YAMLError):
+            return key.start_mark.line + 2, str(key.value)
+    return 2, "front matter"
 
 
 _SIMPLE_LINE = re.compile(r"^(title|audience|draft):[ \t]*(.*?)[ \t]*$")
@@ -113,6 +134,8 @@ def quick_front_matter(yaml_text: str) -> dict[str, Any] | None:
                 return None
             continue
         key, value = match.groups()
+        if key in data:
+            return None  # (given twice: YAML's reading reports it)
         if not value or not _PLAIN.match(value) or ": " in value or " #" in value:
             return None
         if key == "draft":

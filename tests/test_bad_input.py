@@ -94,6 +94,12 @@ CASES = [
     Case("unknown-front-matter-key",
          {BAD_PAGE: "---\ntitle: Bad\naudience: public\nlables: [x]\n---\nBody.\n"},
          BAD_PAGE, "lables:", "unknown front-matter key 'lables'"),
+    Case("front-matter-key-given-twice",  # YAML keeps the last: the page would be public
+         {BAD_PAGE: "---\ntitle: Salary bands\naudience: internal\nsummary: s\naudience: public\n---\nGrade seven.\n"},
+         BAD_PAGE, "audience: public", "'audience' is given twice"),
+    Case("date-that-does-not-exist",
+         {BAD_PAGE: "---\ntitle: Bad\naudience: public\npublish_date: 2024-02-30\n---\nBody.\n"},
+         BAD_PAGE, "publish_date: 2024-02-30", "no real date"),
     Case("wrong-front-matter-type",
          {BAD_PAGE: "---\ntitle: Bad\naudience: public\nweight: heavy\n---\nBody.\n"},
          BAD_PAGE, "weight: heavy", "weight"),
