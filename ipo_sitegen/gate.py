@@ -22,6 +22,9 @@ from .content import Attachment, Page, Site
 from .errors import Problems
 
 _MARKER = re.compile(r"^\s*:::")
+# A marker after a quote's '>', a list item's bullet or a definition's ':': Python-Markdown would
+# show it as text, and the block as ordinary prose of the quote or list.
+_CONTAINED_MARKER = re.compile(r"^[ \t]*(?:(?:>[ \t]?)|(?:[-*+]|\d{1,9}[.)]|:)[ \t]+)+(:::.*)$")
 _OPEN = re.compile(r"^\s*:::\s*audience\s+(\S+)\s*$")
 _CLOSE = re.compile(r"^\s*:::\s*$")
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
@@ -36,6 +39,7 @@ class Segment:
     line: int  # file line where the segment starts
     opens: str = ""  # tier name when this segment is the first line of a visible gated block
     closes: bool = False
+    indent: str = ""  # of the marker line (a block inside an admonition or a list item is indented)
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,18 @@ def parse_blocks(page: Page, tiers: tuple[str, ...], problems: Problems, path: s
 
     for offset, line in enumerate(lines):
         number = page.body_line + offset
-        if offset in code or not _MARKER.match(line):
+        if offset in code:
             buffer.append(line)
             continue
+        contained = _CONTAINED_MARKER.match(line)
+        if contained:
+            problems.error(path, number, f"gated block marker inside a quote, list or definition: '{line.strip()}'",
+                           "put '::: audience TIER' and its ':::' on lines of their own, outside the quote or list (a gated block may hold a whole quote or list)")
+            line = contained.group(1)  # (read as the marker it means, so that one mistake makes one error)
+        elif not _MARKER.match(line):
+            buffer.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
         opening = _OPEN.match(line)
         if opening:
             flush(number + 1)
@@ -102,14 +115,14 @@ def parse_blocks(page: Page, tiers: tuple[str, ...], problems: Problems, path: s
                 rank = tiers.index(name)
             rank = max(rank, stack[-1][0] if stack else 0)
             stack.append((rank, number))
-            segments.append(Segment("", rank, number, opens=tiers[rank]))
+            segments.append(Segment("", rank, number, opens=tiers[rank], indent=indent))
         elif _CLOSE.match(line):
             if not stack:
                 problems.error(path, number, "':::' closes a gated block that was never opened", "remove it, or open the block with '::: audience TIER'")
                 continue
             flush(number + 1)
             rank, _ = stack[-1]
-            segments.append(Segment("", rank, number, closes=True))
+            segments.append(Segment("", rank, number, closes=True, indent=indent))
             stack.pop()
         else:
             problems.error(path, number, f"unrecognised block marker '{line.strip()}'",
@@ -130,15 +143,16 @@ def effective_rank(tiers: tuple[str, ...], own: str | None, chain: list[str | No
     return max(declared) if declared else len(tiers) - 1
 
 
-def _join(segments: list[Segment], rank: int, opening: str, closing: str) -> str:
+def _join(segments: list[Segment], rank: int, opening: str, closing: str, nested: tuple[str, str] | None = None) -> str:
+    """The text of the segments `rank` may see, a visible block's markers written as `opening` and
+    `closing` ({indent}: the marker's), or as `nested` when the marker is indented."""
     parts: list[str] = []
     for segment in segments:
         if segment.rank > rank:
             continue
-        if segment.opens:
-            parts.append(opening.format(tier=segment.opens))
-        elif segment.closes:
-            parts.append(closing)
+        if segment.opens or segment.closes:
+            marks = (opening, closing) if nested is None or not segment.indent else nested
+            parts.append(marks[0].format(tier=segment.opens, indent=segment.indent) if segment.opens else marks[1].format(indent=segment.indent))
         else:
             parts.append(segment.text)
     return "".join(parts)
@@ -146,12 +160,14 @@ def _join(segments: list[Segment], rank: int, opening: str, closing: str) -> str
 
 def source_for(segments: list[Segment], rank: int) -> str:
     """The Markdown source a reader of tier `rank` may see, block markers kept (for diffs)."""
-    return _join(segments, rank, "::: audience {tier}\n", ":::\n")
+    return _join(segments, rank, "{indent}::: audience {tier}\n", "{indent}:::\n")
 
 
 def text_for(segments: list[Segment], rank: int) -> str:
-    """The Markdown a reader of tier `rank` may see; visible blocks are wrapped in a marked <div>."""
-    return _join(segments, rank, '\n<div class="gated" data-audience="{tier}" markdown="1">\n\n', "\n</div>\n\n")
+    """The Markdown a reader of tier `rank` may see; visible blocks are wrapped in a marked <div>.
+    Not an indented block (in an admonition or a list item): a <div> there would end the admonition
+    or the list, and its text would become a code block. Its lines stay as they are."""
+    return _join(segments, rank, '\n<div class="gated" data-audience="{tier}" markdown="1">\n\n', "\n</div>\n\n", ("", ""))
 
 
 def hidden_blocks(segments: list[Segment], rank: int) -> list[HiddenBlock]:
@@ -197,6 +213,12 @@ class Gate:
             page.published = drafts or all(self._live(p, today) for p in [*chain, page])
             if page.is_home:
                 page.rank = 0  # the home of every bundle; its audience does not cascade
+                lowest = min((b.rank for b in self.config.bundles), default=0)
+                if page.audience in self.tiers and self.tiers.index(page.audience) > lowest:  # its text would reach them all
+                    problems.error(content / source, page.line_of("audience"),
+                                   f"the home page is in every bundle, so its audience cannot be '{page.audience}'",
+                                   f"remove the audience line (or write '{self.tiers[lowest]}') and put text for fewer readers "
+                                   f"in '::: audience {page.audience}' blocks")
                 continue
             if page.synthetic and not any(p.audience for p in chain):
                 page.rank = -1  # decided below from what the folder holds

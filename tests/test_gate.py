@@ -175,8 +175,8 @@ def test_unknown_audience_is_an_error_with_file_and_line(tmp_path):
     assert not (site / "build").exists()
 
 
-@pytest.mark.parametrize("home_audience", [None, "public", "internal"])
-def test_home_page_is_in_every_bundle_whatever_its_audience(tmp_path, home_audience):
+@pytest.mark.parametrize("home_audience", [None, "public"])
+def test_home_page_is_in_every_bundle(tmp_path, home_audience):
     site = make_site(tmp_path, {
         "content/_index.md": page("Front door", home_audience, "Hello everyone."),
         "content/open/_index.md": page("Open", "public"),
@@ -188,6 +188,27 @@ def test_home_page_is_in_every_bundle_whatever_its_audience(tmp_path, home_audie
         assert "Hello everyone." in html(site, bundle), bundle
     # ... and its audience does not cascade to the sections below it.
     assert has_page(site, "public", "open/page/")
+
+
+@pytest.mark.parametrize("home_audience", ["registered", "internal"])
+def test_a_home_page_for_fewer_readers_than_every_bundle_is_an_error(tmp_path, home_audience):
+    """Its text would be on the open web: the home page is in every bundle."""
+    text = page("Staff home", home_audience, "The restructuring cuts four departments.")
+    site = make_site(tmp_path, {"content/_index.md": text, "content/open/_index.md": page("Open", "public")})
+    result = build(site)
+    assert result.exit_code == 1
+    assert f"content/_index.md:{line_of(text, 'audience')}: error: the home page is in every bundle" in result.stderr
+    assert f"::: audience {home_audience}" in result.stderr  # (what to write instead)
+    assert not (site / "build").exists()
+
+
+def test_a_home_page_may_ask_for_the_tier_of_the_least_restricted_bundle(tmp_path):
+    """A site without a public bundle: a home page for registered readers is in all its bundles."""
+    config = '[site]\ntitle = "Offices"\n\n[bundles.restricted]\ntier = "registered"\n\n[bundles.internal]\ntier = "internal"\n'
+    site = make_site(tmp_path, {"content/_index.md": page("Offices home", "registered", "Hello offices."),
+                                "content/open/_index.md": page("Open", "registered")}, config=config)
+    build_ok(site)
+    assert "Hello offices." in html(site, "restricted") and "Hello offices." in html(site, "internal")
 
 
 # -- Block gating ---------------------------------------------------------------------------------
@@ -379,8 +400,12 @@ shown to everyone as code
         ("Intro.\n\n::: audience registered\n\nNever closed.\n", "::: audience registered", "never closed"),
         ("Intro.\n\n:::\n\nStray closer.\n", ":::", "never opened"),
         ("Intro.\n\n::: audience secret\n\nHidden.\n\n:::\n", "::: audience secret", "unknown audience 'secret'"),
+        # Python-Markdown would render these markers as text of the quote, list or definition, and the block with them.
+        ("> ::: audience internal\n> The root password is hunter2.\n> :::\n", "> ::: audience", "inside a quote, list or definition"),
+        ("- Step one.\n- ::: audience internal\n\n  hunter2\n\n  :::\n", "- ::: audience", "inside a quote, list or definition"),
+        ("Term\n:   ::: audience internal\n\n    hunter2\n\n    :::\n", ":   ::: audience", "inside a quote, list or definition"),
     ],
-    ids=["unclosed", "stray-close", "unknown-tier"],
+    ids=["unclosed", "stray-close", "unknown-tier", "in-a-quote", "in-a-list-item", "in-a-definition"],
 )
 def test_broken_gated_block_is_an_error_with_the_line(tmp_path, body, needle, message):
     text = page("Broken", "public", body)
@@ -456,6 +481,24 @@ def test_gated_text_the_gate_does_not_recognise_is_never_published(tmp_path, bod
     else:
         assert result.exit_code == 1
         assert "content/open/steps.md" in result.stderr
+
+
+def test_an_indented_gated_block_stays_inside_its_admonition_or_list_item(tmp_path):
+    """Indented like the text around it, a block is part of the admonition or list item: where it
+    may be seen, its text is rendered there (not as a code block after it); elsewhere it is cut."""
+    body = ("!!! warning\n    Public warning.\n\n    ::: audience internal\n\n    Staff-only PUFFIN advice.\n\n    :::\n\n"
+            "    Public end of the warning.\n\n- First step.\n\n    ::: audience registered\n\n    Registered MARTEN detail.\n\n"
+            "    :::\n\n- Second step.\n")
+    site = make_site(tmp_path, {"content/_index.md": HOME, "content/open/_index.md": page("Open", "public"),
+                                "content/open/steps.md": page("Steps", body=body)})
+    build_ok(site)
+    public, internal = body_of(site, "public", "open/steps/"), body_of(site, "internal", "open/steps/")
+    assert "PUFFIN" not in public and "MARTEN" not in public and "Public end of the warning." in public
+    assert "<pre>" not in internal and ":::" not in internal
+    admonition = re.search(r'<div class="admonition warning">(.*?)</div>', internal, re.S)
+    assert admonition and "<p>Staff-only PUFFIN advice.</p>" in admonition.group(1) and "Public end of the warning." in admonition.group(1)
+    first = re.search(r"<li>(.*?)</li>", internal, re.S)
+    assert first and "First step." in first.group(1) and "<p>Registered MARTEN detail.</p>" in first.group(1)
 
 
 # -- Drafts and embargoes -----------------------------------------------------------------------
