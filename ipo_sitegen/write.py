@@ -49,8 +49,19 @@ class BundleWriter:
         return cls(folder, existing=manifest_files(folder))
 
     def remove(self, path: str) -> None:
+        """Remove a file the last build wrote, and its folders that it leaves empty: a build from
+        nothing makes no empty folder, and one named like a page that left the bundle tells that
+        the page was there (a web server may even answer 403 for it rather than 404)."""
         self.hashes.pop(path, None)
         (self.folder / path).unlink(missing_ok=True)
+        parent = posixpath.dirname(path)
+        while parent:
+            try:
+                os.rmdir(self._base + parent)
+            except OSError:  # not empty (or gone): so are the folders above it
+                break
+            self._folders.discard(parent)
+            parent = posixpath.dirname(parent)
 
     def write(self, path: str, data: str | bytes) -> None:
         clean = posixpath.normpath(path)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import read_tree
+from helpers import read_tree, tree_listing
 from test_history import Repo, page, story  # noqa: F401 - story is a fixture
 
 from ipo_sitegen import build
@@ -55,6 +55,7 @@ def test_each_update_leaves_the_output_of_a_full_build(story: Repo, tmp_path: Pa
         served = read_tree(tmp_path / "served")
         assert served.keys() == expected.keys(), what
         assert [name for name in served if served[name] != expected[name]] == [], what
+        assert tree_listing(tmp_path / "served") == tree_listing(tmp_path / f"reference-{number}"), what  # (no empty folder left)
 
 
 def test_a_settle_interrupted_by_saves_is_finished_with_the_next_update(story: Repo, tmp_path: Path) -> None:  # noqa: F811

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import read_tree, run
+from helpers import read_tree, run, tree_listing
 from test_history import Repo, page, story  # noqa: F401 - story is a fixture
 
 from ipo_sitegen import build, search
@@ -72,6 +72,8 @@ def test_each_warm_build_updates_the_last_output_to_the_bytes_of_a_build_from_no
         built = read_tree(out)
         assert built.keys() == expected.keys(), (what, sorted(built.keys() ^ expected.keys()))
         assert [name for name in built if built[name] != expected[name]] == [], what
+        # No folder left behind either: an empty one named like a page that left the bundle tells it was there.
+        assert tree_listing(out) == tree_listing(tmp_path / f"reference-{number}"), what
 
 
 def test_a_changed_last_output_is_not_updated_but_built_again(story: Repo, tmp_path: Path) -> None:  # noqa: F811
