@@ -41,6 +41,18 @@ def slugify(name: str) -> str:
     return re.sub(r"-{2,}", "-", text)
 
 
+@lru_cache(maxsize=1 << 12)
+def label_slug(label: str) -> str:
+    """The URL segment of a label's page: slugify's, with a digest of the label when it drops letters
+    that have no ASCII form (日本, Ελλάδα): such labels are as welcome as Latin ones. "" for a label
+    with no letter or digit."""
+    slug = slugify(label)
+    if all(not char.isalnum() or unicodedata.normalize("NFKD", char).encode("ascii", "ignore") for char in label):
+        return slug
+    digest = hashlib.blake2b(unicodedata.normalize("NFC", label).casefold().encode(), digest_size=4).hexdigest()
+    return f"{slug}-{digest}" if slug else digest
+
+
 def is_safe_segment(segment: str) -> bool:
     return bool(_SAFE_SEGMENT.match(segment))
 
@@ -190,8 +202,12 @@ def make_page(source: str, data: dict[str, Any], lines: dict[str, int], body: st
     labels = data.get("labels", [])
     if isinstance(labels, str):
         labels = [labels]
-    if not isinstance(labels, list) or not all(isinstance(label, str) and slugify(label) for label in labels):
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         bad("labels", "labels must be a list of names", "e.g. labels: [examiners, it-professionals]")
+        labels = []
+    elif not all(label_slug(label) for label in labels):
+        empty = next(label for label in labels if not label_slug(label))
+        bad("labels", f"label {empty!r} has no letter or digit", "name labels with words, e.g. labels: [examiners, it-professionals]")
         labels = []
     weight = data.get("weight")
     if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int)):
@@ -411,7 +427,22 @@ def discover(content: Path, tiers: tuple[str, ...], problems: Problems) -> Site:
         site.attachments[source] = _attachment(content, source)
     _add_missing_sections(site, content, problems)
     _assign_urls(site, content, problems)
+    _check_labels(site, content, problems)
     return site
+
+
+def _check_labels(site: Site, content: Path, problems: Problems) -> None:
+    """Labels spelled differently that would share one label page (Access, access)."""
+    spellings: dict[str, dict[str, str]] = {}  # URL segment -> label as spelled -> the first page that spells it so
+    for source, page in sorted(site.pages.items()):
+        for label in page.labels:
+            spellings.setdefault(label_slug(label), {}).setdefault(label, source)
+    for slug, spelled in sorted(spellings.items()):
+        first, *others = sorted(spelled.items(), key=lambda item: (item[1], item[0]))
+        for label, source in others:
+            problems.error(content / source, site.pages[source].line_of("labels"),
+                           f"label '{label}' and label '{first[0]}' (content/{first[1]}) would share one page, labels/{slug}/",
+                           "spell the label the same way on every page")
 
 
 def _add_missing_sections(site: Site, content: Path, problems: Problems) -> None:

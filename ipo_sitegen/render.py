@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from .config import Bundle, Config
 from .content import Page
-from .discover import slugify
+from .discover import label_slug
 from .links import relative_url
 from .nav import Navigation
 
@@ -70,7 +70,7 @@ def _environment(templates_dir: Path, state: tuple) -> Environment:
 
 @lru_cache(maxsize=4096)
 def label_url(label: str) -> str:
-    return f"labels/{slugify(label)}/"
+    return f"labels/{label_slug(label)}/"
 
 
 @dataclass

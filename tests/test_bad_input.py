@@ -100,6 +100,10 @@ CASES = [
     Case("date-that-does-not-exist",
          {BAD_PAGE: "---\ntitle: Bad\naudience: public\npublish_date: 2024-02-30\n---\nBody.\n"},
          BAD_PAGE, "publish_date: 2024-02-30", "no real date"),
+    Case("labels-that-differ-only-in-case",  # one label page for both: whose spelling?
+         {"content/guides/one.md": "---\ntitle: One\naudience: public\nlabels: [Access]\n---\nBody.\n",
+          "content/guides/two.md": "---\ntitle: Two\naudience: public\nlabels: [access]\n---\nBody.\n"},
+         "content/guides/two.md", "labels: [access]", "would share one page, labels/access/", also_names=("content/guides/one.md",)),
     Case("wrong-front-matter-type",
          {BAD_PAGE: "---\ntitle: Bad\naudience: public\nweight: heavy\n---\nBody.\n"},
          BAD_PAGE, "weight: heavy", "weight"),

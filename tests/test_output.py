@@ -23,6 +23,7 @@ from helpers import (
     MEDIUM_SITE,
     build_ok,
     has_page,
+    html,
     make_site,
     manifest,
     page,
@@ -248,6 +249,25 @@ def test_label_pages_list_only_what_the_bundle_holds(tmp_path):
     assert "Tuning" in it_public and "Installation" not in it_public
     it_restricted = (site / "build/restricted/labels/it-professionals/index.html").read_text()
     assert "Tuning" in it_restricted and "Installation" in it_restricted
+
+
+def test_labels_in_any_script_get_their_own_page(tmp_path):
+    """An office in Tokyo or Athens labels its pages in its own script: each label gets a page of its
+    own, linked from the page (letters with no ASCII form add a digest to the URL)."""
+    site = make_site(tmp_path, {
+        "content/_index.md": page("Home", "public", "Welcome."),
+        "content/a.md": "---\ntitle: Tokyo\naudience: public\nlabels: [日本, Ελλάδα, examiners]\n---\nText.\n",
+        "content/b.md": "---\ntitle: Athens\naudience: public\nlabels: [Ελλάδα, Straße]\n---\nText.\n",
+    })
+    build_ok(site)
+    labels = site / "build/public/labels"
+    pages = {folder.name: (folder / "index.html").read_text(encoding="utf-8") for folder in labels.iterdir() if folder.is_dir()}
+    assert len(pages) == 4 and "examiners" in pages
+    by_name = {name: next(folder for folder, text in pages.items() if f"Label: {name}" in text) for name in ("日本", "Ελλάδα", "Straße")}
+    assert len(set(by_name.values())) == 3 and by_name["Straße"].startswith("strae-")
+    assert "Tokyo" in pages[by_name["Ελλάδα"]] and "Athens" in pages[by_name["Ελλάδα"]] and "Athens" not in pages[by_name["日本"]]
+    tokyo = html(site, "public", "a/")
+    assert f'href="../labels/{by_name["日本"]}/"' in tokyo
 
 
 def test_out_option_writes_the_bundles_elsewhere(tmp_path):
