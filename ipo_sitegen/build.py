@@ -629,7 +629,7 @@ def site_fingerprint(root: Path, drafts: bool = False, files: dict[str, str] | N
     git = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--", "content"], cwd=root, capture_output=True)
     digest.update(git.stdout + mailmap_state(root).encode())
     for name, value in sorted((input_files(root) if files is None else files).items()):
-        digest.update(f"{name}\0{value}\0".encode())
+        digest.update(f"{name}\0{value}\0".encode("utf-8", "surrogateescape"))  # (a name may not be UTF-8: discover reports it)
     return digest.hexdigest()
 
 

@@ -31,6 +31,7 @@ RESERVED_ROOT = {"assets", "labels", "search", "recent", "changes", "history", "
                  "robots.txt", "manifest.json", "feed.xml", "index.html"}
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_~-]*(\.[A-Za-z0-9_~-]+)*$")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 @lru_cache(maxsize=1 << 16)  # every file name again on each plan of `serve`
@@ -253,6 +254,10 @@ def _walk(content: Path, problems: Problems) -> tuple[list[str], list[str]]:
         below: list[tuple[str, str]] = []
         for entry in entries:
             name = entry.name
+            if not name.isascii() and _SURROGATE.search(name):  # bytes that are not UTF-8, kept as surrogates by os
+                problems.error(Path(entry.path), None, "the name is not UTF-8 (its bytes are shown as \\xNN)",
+                               "rename it in UTF-8 (in a shell, '?' matches each odd byte: mv r?sum?.md resume.md)")
+                continue
             if entry.is_dir():
                 if name.startswith("."):
                     continue

@@ -36,10 +36,11 @@ class Problems:
     def _where(self, path: Path | str) -> str:
         if isinstance(path, Path) and self.root is not None:
             try:
-                return path.relative_to(self.root).as_posix()
+                path = path.relative_to(self.root).as_posix()
             except ValueError:
-                return path.as_posix()
-        return str(path)
+                path = path.as_posix()
+        # A name that is not UTF-8 (its bytes kept as surrogates) is shown with \xNN escapes: printable.
+        return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
     def error(self, path: Path | str, line: int | None, message: str, hint: str = "") -> None:
         self.items.append(Problem(self._where(path), line, message, hint, "error"))

@@ -61,6 +61,13 @@ def _symlink_folder_outside(site: Path) -> None:
     os.symlink(outside, site / "content/guides/elsewhere", target_is_directory=True)
 
 
+def _latin1_file_name(site: Path) -> None:
+    """A file copied from an old Windows share: its name is Latin-1, not UTF-8."""
+    os.makedirs(os.fsencode(site / "content/guides"), exist_ok=True)
+    with open(os.fsencode(site / "content/guides") + b"/r\xe9sum\xe9.md", "wb") as file:
+        file.write(page("Resume", "public").encode())
+
+
 BAD_PAGE = "content/guides/bad.md"
 
 CASES = [
@@ -155,6 +162,7 @@ CASES = [
     Case("nul-byte",
          {BAD_PAGE: b"---\ntitle: Bad\naudience: public\n---\n\nFine.\nbinary \x00 junk\n"},
          BAD_PAGE, b"\x00", "NUL"),
+    Case("file-name-not-utf8", {}, "content/guides/r\\xe9sum\\xe9.md", None, "not UTF-8", mutate=_latin1_file_name),
     Case("symlink-file-outside-content", {}, "content/guides/linked.md", None, "symlink", mutate=_symlink_file_outside),
     Case("symlink-folder-outside-content", {}, "content/guides/elsewhere", None, "symlink", mutate=_symlink_folder_outside),
     Case("slug-escaping",
