@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import posixpath
+import re
 import signal
 import subprocess
 import time
@@ -103,10 +104,15 @@ def _select(config: Config, names: tuple[str, ...]) -> list[Bundle]:
 
 
 def _locate(page: Page, href: str) -> int | None:
-    """The file line where `href` is written in the page body (for error messages)."""
-    for offset, line in enumerate(page.body.split("\n")):
-        if href in line:
-            return page.body_line + offset
+    """The file line where `href` is written in the page body (for error messages): the first where
+    it is a whole link target (`](href)`, `]: href`, `href="href"`), else the first that holds it
+    (a target can be part of another: `guide` of `guide.md#step-1`)."""
+    whole = re.compile(r"(?:\]\(\s*<?|\]:\s*<?|=\s*[\"']?)" + re.escape(href) + r"(?=[\s)>\"']|$)")
+    lines = page.body.split("\n")
+    for found in (whole.search, lambda line: href in line):
+        for offset, line in enumerate(lines):
+            if found(line):
+                return page.body_line + offset
     return None
 
 

@@ -132,6 +132,9 @@ CASES = [
     Case("link-to-missing-page",
          {BAD_PAGE: page("Bad", "public", "Intro.\n\nSee [the setup](setpu.md#step-1).\n")},
          BAD_PAGE, "setpu.md", "does not exist"),
+    Case("link-whose-target-is-part-of-another",  # the error names the line of `(guide)`, not of `(guide.md#…)`
+         {BAD_PAGE: page("Bad", "public", "See [the guide](guide.md#step-1).\n\nAnd [the other one](guide).\n")},
+         BAD_PAGE, "[the other one](guide)", "does not exist"),
     Case("link-out-of-content",
          {BAD_PAGE: page("Bad", "public", "Intro.\n\nSee [passwords](../../etc/passwd).\n")},
          BAD_PAGE, "../../etc/passwd", "leaves the content folder"),
