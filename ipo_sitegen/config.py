@@ -78,6 +78,9 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
 _BUNDLE_SCHEMA: dict[str, tuple[type, bool]] = {"tier": (str, True), "base_url": (str, False)}
 
 
+_WEB_URL = re.compile(r"^https?://[^/\s\"'<>?#]+(/[^\s\"'<>]*)?$", re.IGNORECASE)  # (locked links, the sitemap and robots.txt hold it)
+
+
 def _suggest(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1)
     valid = ", ".join(sorted(choices))
@@ -130,14 +133,15 @@ def load_config(root: Path) -> Config:
     problems = Problems(root=root)
     if not path.is_file():
         raise BuildError(
-            [Problem(CONFIG_NAME, None, f"no {CONFIG_NAME} in {root}", "run the command in a site folder, or create one with `sitegen init DIR`")]
-        )
+            [Problem(CONFIG_NAME, None, f"no {CONFIG_NAME} in {root}", "run the command in a site folder, or create one with `sitegen init DIR`")],
+            "no configuration")
     try:
         text = path.read_text(encoding="utf-8")
         raw = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        line = getattr(exc, "lineno", None)
-        raise BuildError([Problem(CONFIG_NAME, line, f"invalid TOML: {exc}", "see https://toml.io for the syntax")]) from exc
+        at = re.search(r"\(at line (\d+), column \d+\)", str(exc))  # (tomllib names the place only in its message before 3.14)
+        line = getattr(exc, "lineno", None) or (int(at.group(1)) if at else None)
+        raise BuildError([Problem(CONFIG_NAME, line, f"invalid TOML: {exc}", "see https://toml.io for the syntax")], "configuration errors") from exc
 
     known = set(_SCHEMA) | {"bundles"}
     for key in raw:
@@ -147,6 +151,9 @@ def load_config(root: Path) -> Config:
     site = _check_table(raw.get("site", {}), "site", _SCHEMA["site"], text, problems)
     audiences = _check_table(raw.get("audiences", {}), "audiences", _SCHEMA["audiences"], text, problems)
     history = _check_table(raw.get("history", {}), "history", _SCHEMA["history"], text, problems)
+    recent = history.get("recent", 10)
+    if isinstance(recent, int) and not isinstance(recent, bool) and recent < 0:
+        problems.error(CONFIG_NAME, _line(text, "history", "recent"), f"'history.recent' must be 0 or more, not {recent}", "0 shows no recent changes on the home page")
 
     tiers = tuple(audiences.get("tiers", DEFAULT_TIERS)) if isinstance(audiences.get("tiers", []), list) else DEFAULT_TIERS
     if not tiers or not all(isinstance(t, str) and t.isidentifier() for t in tiers) or len(set(tiers)) != len(tiers):
@@ -170,6 +177,10 @@ def load_config(root: Path) -> Config:
             problems.error(CONFIG_NAME, _line(text, f"bundles.{name}", "tier"), f"bundles.{name}.tier '{tier}' is not a tier", f"tiers are: {', '.join(tiers)}")
             continue
         base_url = data.get("base_url")
+        if isinstance(base_url, str) and base_url and not _WEB_URL.match(base_url):
+            problems.error(CONFIG_NAME, _line(text, f"bundles.{name}", "base_url"), f"bundles.{name}.base_url '{base_url}' is not a web address",
+                           "write it in full, e.g. base_url = \"https://support.example.org/restricted/\"")
+            continue
         if isinstance(base_url, str) and base_url and not base_url.endswith("/"):
             base_url += "/"
         if isinstance(tier, str):

@@ -123,6 +123,12 @@ CASES = [
     Case("wrong-config-type",
          {"sitegen.toml": DEFAULT_CONFIG + '\n[history]\nrecent = "ten"\n'},
          "sitegen.toml", None, "history.recent"),
+    Case("config-negative-recent",
+         {"sitegen.toml": DEFAULT_CONFIG + '\n[history]\nrecent = -2\n'},
+         "sitegen.toml", "recent = -2", "must be 0 or more"),
+    Case("config-base-url-not-a-web-address",  # it goes into locked links, the sitemap and robots.txt
+         {"sitegen.toml": DEFAULT_CONFIG + '\n[bundles.public]\ntier = "public"\nbase_url = "javascript:alert(1)//"\n'},
+         "sitegen.toml", "base_url =", "is not a web address"),
     Case("config-bundle-with-unknown-tier",
          {"sitegen.toml": DEFAULT_CONFIG + '\n[bundles.public]\ntier = "publc"\n'},
          "sitegen.toml", None, "publc"),
