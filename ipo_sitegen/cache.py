@@ -22,13 +22,15 @@ import lz4
 import markdown
 import pygments
 
-from . import __version__
+from . import __version__, markup
 from .markup import EXTENSION_CONFIGS, EXTENSIONS, LinkIndex, Rendered, resolve_target
 
 CACHE_DIR = ".sitegen-cache"
 _FORMAT = 4  # of the stored entries (2: Rendered keeps its HTML compressed; 3: and its headings pickled; 4: by LZ4)
-_SALT = repr((_FORMAT, __version__, markdown.__version__, pygments.__version__, lz4.library_version_string(), EXTENSIONS,
-              sorted(EXTENSION_CONFIGS.items(), key=str))).encode()
+# With the code that renders (markup.py, whose every change may change the HTML: the version only
+# changes at releases), the libraries it calls and their configuration.
+_SALT = repr((_FORMAT, __version__, hashlib.sha256(Path(markup.__file__).read_bytes()).hexdigest(), markdown.__version__,
+              pygments.__version__, lz4.library_version_string(), EXTENSIONS, sorted(EXTENSION_CONFIGS.items(), key=str))).encode()
 
 
 def cache_folder(root: Path) -> Path:

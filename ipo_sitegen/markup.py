@@ -9,6 +9,7 @@ locked links per bundle, asking the gate.
 
 from __future__ import annotations
 
+import html
 import pickle
 import posixpath
 import re
@@ -128,22 +129,42 @@ class _LinkRewriter(Treeprocessor):
         for element in root.iter():
             attribute = {"a": "href", "img": "src"}.get(element.tag)
             if attribute:
-                self._rewrite(element, attribute)
+                href = element.get(attribute)
+                marker = self._rewrite(href) if href else None
+                if marker is not None:
+                    element.set(attribute, marker)
+        # Raw HTML (`<a href="setup.md">`) is kept aside by Python-Markdown until the end: its links
+        # are resolved and checked the same way, or they would break in every bundle and name the file.
+        stash = self.md.htmlStash.rawHtmlBlocks
+        for number, block in enumerate(stash):
+            if isinstance(block, str) and ("href" in block or "src" in block):
+                stash[number] = _RAW_TAG.sub(self._rewrite_tag, block)
 
-    def _rewrite(self, element: Element, attribute: str) -> None:
-        href = element.get(attribute)
+    def _rewrite_tag(self, tag: re.Match) -> str:
+        def attribute(found: re.Match) -> str:
+            marker = self._rewrite(html.unescape(found.group(3) if found.group(3) is not None else found.group(4)))
+            return found.group(0) if marker is None else f'{found.group(1)}{found.group(2)}="{marker}"'
+        return (_RAW_HREF if tag.group(1).lower() == "a" else _RAW_SRC).sub(attribute, tag.group(0), count=1)
+
+    def _rewrite(self, href: str) -> str | None:
+        """The marker for a link written in the text, or None to leave it (recording any problem)."""
         if not href or href.startswith("#") or _SCHEME.match(href) or href.startswith("//"):
-            return
+            return None
         state = self.state
         if href.startswith("/"):
             state.rendered.problems.append(("warning", href, "absolute link breaks when the bundle is mounted under a sub-path", "link to the .md file with a relative path"))
-            return
+            return None
         marker, target = resolve_target(state.folder, href, state.index)
         if marker is None:
             state.rendered.problems.append(("error", href, f"{target}: '{href}'", "check the file name and the relative path ('../' goes up one folder)"))
-            return
-        element.set(attribute, marker)
+            return None
         (state.rendered.pages if marker.startswith(PAGE_MARK) else state.rendered.files).append(target)
+        return marker
+
+
+_RAW_TAG = re.compile(r"<(a|img)\s[^>]*>", re.I)  # (links.finalize rewrites markers in <a> and <img> only)
+_RAW_HREF = re.compile(r"""(\s)(href)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+_RAW_SRC = re.compile(r"""(\s)(src)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
 
 
 class _State:

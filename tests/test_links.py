@@ -29,6 +29,7 @@ from helpers import (
     page,
     read_tree,
     sha256,
+    write_files,
 )
 
 HOME = page("Home", "public", "Welcome.")
@@ -180,6 +181,32 @@ def test_locked_link_without_base_url_keeps_the_text_and_no_href(tmp_path):
     assert '<span class="locked" data-tier="registered">ask for an account' in public
     assert "zanzibar" not in public.lower()
     assert [href for href, inner, _ in anchors(public) if "account" in inner] == []
+
+
+def test_links_in_raw_html_are_resolved_locked_and_checked_like_markdown_links(tmp_path):
+    """Editors coming from a wiki paste HTML: `<a href="zanzibar.md">` must not stay a link to a
+    source file (broken in every bundle, naming the restricted page's file in public)."""
+    body = ("Use <a href='../members/zanzibar.md#login' class=\"cta\">the office form</a> today.\n\n"
+            '<p>Or <a href="../access/account.md">your account page</a>.</p>\n\n'
+            '<div markdown="1">\n<img src="chart.png" alt="Chart">\n</div>\n')
+    site = locked_site(tmp_path, BASE_URL_CONFIG)
+    write_files(site, {"content/access/raw.md": page("Raw", body=body), "content/access/chart.png": PNG_PUBLIC})
+    build_ok(site)
+    public, restricted = html(site, "public", "access/raw/"), html(site, "restricted", "access/raw/")
+    assert "zanzibar" not in public.replace("https://support.example.org/restricted/members/zanzibar/#login", "")
+    assert re.search(r'<a class="locked" href="https://support.example.org/restricted/members/zanzibar/#login" data-tier="registered">'
+                     r"the office form", public)
+    assert link_named(restricted, "the office form") == ("../../members/zanzibar/#login", {"cta"})
+    for text in (public, restricted):
+        assert link_named(text, "your account page")[0] == "../account/"
+        assert '<img src="../chart.png" alt="Chart"' in text
+    assert (site / "build/public/access/chart.png").is_file()
+
+    broken = page("Raw", body="Intro.\n\n<p>See <a href=\"nowhere.md\">this</a>.</p>\n")
+    write_files(site, {"content/access/raw.md": broken})
+    result = build(site)
+    assert result.exit_code == 1
+    assert f"content/access/raw.md:{line_of(broken, 'nowhere.md')}: error: link to a page or file that does not exist: 'nowhere.md'" in result.stderr
 
 
 def test_link_to_a_missing_page_is_an_error_naming_file_and_line(tmp_path):
