@@ -17,17 +17,19 @@ import subprocess
 import time
 import traceback
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field
 from datetime import date, datetime, timezone
 from functools import cached_property, lru_cache, partial
+from html import unescape
 from pathlib import Path
 from typing import AbstractSet, Callable, TypeVar
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from . import links
-from .audit import CleanFiles, KnownSecrets, ScanJob, bundle_files, bundle_fingerprints, confirmed, scan
+from .audit import CleanFiles, KnownSecrets, ScanJob, bundle_files, bundle_fingerprints, code_version, confirmed, scan
 from .cache import CACHE_DIR, RenderCache, cache_folder, render_key, replacing, still_valid
 from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, history_url
 from .config import CONFIG_NAME as CONFIG_FILE
@@ -207,6 +209,10 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None, known: 
                 problems.warning(config.content_dir / source, _locate(page, posixpath.basename(target)),
                                  f"link to content/{target}, which is a draft or embargoed: only its text is kept",
                                  "publish the target or remove the link")
+    for source, href, target, fragment in missing_anchors(result.rendered):
+        problems.warning(config.content_dir / source, _locate(site.pages[source], href),
+                         f"link to '#{fragment}' of content/{target}: no heading or element there has that id",
+                         "use the anchor of the heading's ¶ link (its words in lower case, joined by '-')")
     for bundle in bundles:
         wanted = {f for page in gate.pages_for(bundle) for f in result.rendered[(page.source, bundle.name)].files}
         result.attachments[bundle.name] = {f for f in wanted if gate.attachment_allowed(site.attachments[f], bundle)}
@@ -214,6 +220,43 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None, known: 
     if problems.has_errors(options.strict):
         raise BuildError(problems.errors + (problems.warnings if options.strict else []), "content errors")
     return result
+
+
+_ID = re.compile(r"""\sid=["']([^"']*)["']""")
+
+
+def missing_anchors(rendered: dict[tuple[str, str], Rendered]) -> list[tuple[str, str, str, str]]:
+    """(page source, href as written, target source, fragment) of each link to an anchor that no
+    rendered copy of its target has (an anchor in a gated block is in the copies that show it)."""
+    copies: dict[str, dict[int, Rendered]] = {}
+    for (source, _), body in rendered.items():
+        copies.setdefault(source, {})[id(body)] = body
+    headings: dict[str, set[str]] = {}
+    elements: dict[str, set[str]] = {}  # every id, read from the HTML only for a target whose headings lack one
+
+    def has(target: str, fragment: str) -> bool:
+        if target not in headings:
+            headings[target] = {token["id"] for body in copies[target].values() for token in _flat(body.toc)}
+        if fragment in headings[target]:
+            return True
+        if target not in elements:
+            elements[target] = {unescape(found) for body in copies[target].values() for found in _ID.findall(body.html)}
+        return fragment in elements[target]
+
+    missing: dict[tuple[str, str], tuple[str, str, str, str]] = {}
+    for source, bodies in sorted(copies.items()):
+        for body in bodies.values():
+            for href, target, fragment in body.anchors:
+                target = target or source
+                if (source, href) not in missing and target in copies and not has(target, fragment):
+                    missing[(source, href)] = (source, href, target, fragment)
+    return sorted(missing.values())
+
+
+def _flat(tokens: list[dict]) -> Iterator[dict]:
+    for token in tokens:
+        yield token
+        yield from _flat(token.get("children", []))
 
 
 def _resolver(result: Plan, bundle: Bundle) -> links.Resolver:
@@ -626,12 +669,13 @@ def input_files(root: Path) -> dict[str, str]:
 
 def site_fingerprint(root: Path, drafts: bool = False, files: dict[str, str] | None = None) -> str:
     """A hash of everything the site is read from (its `input_files`, the git state of content/),
-    of the day (embargoes) and of the generator's version: the same site always gives the same
+    of the day (embargoes) and of the generator's code: the same site always gives the same
     pages, gate decisions and history."""
     from . import __version__
 
     root = root.resolve()
-    digest = hashlib.sha256(repr((__version__, drafts, build_date().isoformat(), os.environ.get("SOURCE_DATE_EPOCH"))).encode())
+    digest = hashlib.sha256(repr((__version__, drafts, build_date().isoformat(), os.environ.get("SOURCE_DATE_EPOCH"))).encode()
+                            + code_version())  # (the code itself: an install from git keeps its version between commits)
     git = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--", "content"], cwd=root, capture_output=True)
     digest.update(git.stdout + mailmap_state(root).encode())
     for name, value in sorted((input_files(root) if files is None else files).items()):

@@ -91,6 +91,7 @@ class Rendered:
     pages: list[str] = field(default_factory=list)  # page sources it links to
     files: list[str] = field(default_factory=list)  # attachment sources it references
     problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # (severity, href, message, hint)
+    anchors: list[tuple[str, str, str]] = field(default_factory=list)  # (href as written, page source or "" for this one, fragment)
 
     @property
     def html(self) -> str:
@@ -148,6 +149,8 @@ class _LinkRewriter(Treeprocessor):
 
     def _rewrite(self, href: str) -> str | None:
         """The marker for a link written in the text, or None to leave it (recording any problem)."""
+        if href.startswith("#") and len(href) > 1:
+            self.state.rendered.anchors.append((href, "", unquote(href[1:])))  # (checked once every page is rendered)
         if not href or href.startswith("#") or _SCHEME.match(href) or href.startswith("//"):
             return None
         state = self.state
@@ -159,6 +162,9 @@ class _LinkRewriter(Treeprocessor):
             state.rendered.problems.append(("error", href, f"{target}: '{href}'", "check the file name and the relative path ('../' goes up one folder)"))
             return None
         (state.rendered.pages if marker.startswith(PAGE_MARK) else state.rendered.files).append(target)
+        fragment = href.partition("#")[2]
+        if fragment and marker.startswith(PAGE_MARK):
+            state.rendered.anchors.append((href, target, unquote(fragment)))
         return marker
 
 

@@ -209,6 +209,24 @@ def test_links_in_raw_html_are_resolved_locked_and_checked_like_markdown_links(t
     assert f"content/access/raw.md:{line_of(broken, 'nowhere.md')}: error: link to a page or file that does not exist: 'nowhere.md'" in result.stderr
 
 
+def test_a_link_to_an_anchor_that_does_not_exist_is_a_warning_on_its_line(tmp_path):
+    target = page("Target", "public", "## Step one\n\nText.[^1]\n\nA custom place.\n{: #custom-place }\n\n"
+                  "::: audience registered\n\n## Members only\n\nText.\n\n:::\n\n[^1]: A note.\n")
+    linking = page("Linking", "public", "Good: [a](target.md#step-one), [b](target.md#custom-place), [c](target.md#fn:1),\n"
+                   "[d](target.md#members-only), [e](#own-heading).\n\n## Own heading\n\n"
+                   "Bad: [f](target.md#step-two)\n\nand [g](#nowhere).\n")
+    site = make_site(tmp_path, {"content/_index.md": HOME, "content/target.md": target, "content/linking.md": linking})
+    result = build_ok(site)
+    warnings = [line for line in result.stderr.splitlines() if "no heading or element there has that id" in line]
+    assert warnings == [
+        f"content/linking.md:{line_of(linking, '#step-two')}: warning: link to '#step-two' of content/target.md: "
+        "no heading or element there has that id (use the anchor of the heading's ¶ link (its words in lower case, joined by '-'))",
+        f"content/linking.md:{line_of(linking, '#nowhere')}: warning: link to '#nowhere' of content/linking.md: "
+        "no heading or element there has that id (use the anchor of the heading's ¶ link (its words in lower case, joined by '-'))",
+    ], result.stderr
+    assert build(site, "--strict").exit_code == 1
+
+
 def test_link_to_a_missing_page_is_an_error_naming_file_and_line(tmp_path):
     text = page("Guide", "public", "Intro.\n\nSee [setup](setpu.md#step-1) for more.\n")
     site = make_site(tmp_path, {"content/_index.md": HOME, "content/guide.md": text})
