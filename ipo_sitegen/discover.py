@@ -282,7 +282,13 @@ def _walk(content: Path, problems: Problems) -> tuple[list[str], list[str]]:
                 if not target.is_file():
                     problems.error(path, None, "broken symlink", "remove it or point it at a file inside content/")
                     continue
-            (markdown if name.endswith(".md") else others).append(prefix + name)
+            if name.endswith(".md"):
+                markdown.append(prefix + name)
+                continue
+            if name.lower().endswith((".md", ".markdown")):
+                problems.warning(Path(entry.path), None, "not read as a page: page files end in '.md' (lower case)",
+                                 f"rename it to {name.rsplit('.', 1)[0]}.md, or it is only an attachment")
+            others.append(prefix + name)
         folders += reversed(below)
     return markdown, others
 

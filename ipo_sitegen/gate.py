@@ -25,8 +25,8 @@ _MARKER = re.compile(r"^\s*:::")
 # A marker after a quote's '>', a list item's bullet or a definition's ':': Python-Markdown would
 # show it as text, and the block as ordinary prose of the quote or list.
 _CONTAINED_MARKER = re.compile(r"^[ \t]*(?:(?:>[ \t]?)|(?:[-*+]|\d{1,9}[.)]|:)[ \t]+)+(:::.*)$")
-_OPEN = re.compile(r"^\s*:::\s*audience\s+(\S+)\s*$")
-_CLOSE = re.compile(r"^\s*:::\s*$")
+_OPEN = re.compile(r"^\s*:{3,}\s*audience\s+(\S+)\s*$")  # (three colons or more, as Pandoc's fenced divs)
+_CLOSE = re.compile(r"^\s*:{3,}\s*$")
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
 
 

@@ -260,6 +260,14 @@ def test_errors_in_hidden_bundles_are_still_reported(tmp_path):
     assert f"content/guides/mixed.md:{line_of(text, 'staff-notes.md')}: error:" in result.stderr
 
 
+def test_a_page_file_with_an_upper_case_extension_is_a_warning(tmp_path):
+    """Guide.MD from a Windows share is not read as a page: the editor is told, not left guessing."""
+    site = make_site(tmp_path, {**GOOD_SITE, "content/guides/Legacy.MD": page("Legacy", "public")})
+    result = build_ok(site)
+    assert "content/guides/Legacy.MD: warning: not read as a page: page files end in '.md' (lower case)" in result.stderr
+    assert build(site, "--strict").exit_code == 1
+
+
 def test_fixing_the_error_lets_the_next_build_through(tmp_path):
     site = make_site(tmp_path, {**GOOD_SITE, BAD_PAGE: page("Bad", "examiners")})
     assert build(site).exit_code == 1

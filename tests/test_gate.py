@@ -254,6 +254,16 @@ def test_gated_blocks_are_removed_below_their_tier_and_marked_above(tmp_path):
     assert ":::" not in restricted and ":::" not in internal
 
 
+def test_a_block_may_be_fenced_with_more_than_three_colons(tmp_path):
+    """As Pandoc's fenced divs: '::::' opens and closes like ':::' (it was four errors for two lines)."""
+    body = "Public.\n\n:::: audience internal\n\nStaff-only KOALA note.\n\n::::\n\nEnd.\n"
+    site = make_site(tmp_path, {"content/_index.md": HOME, "content/open/_index.md": page("Open", "public"),
+                                "content/open/k.md": page("K", body=body)})
+    build_ok(site)
+    assert "KOALA" not in html(site, "public", "open/k/") and "End." in html(site, "public", "open/k/")
+    assert re.search(r'<div class="gated" data-audience="internal">\s*<p>Staff-only KOALA note', html(site, "internal", "open/k/"))
+
+
 def test_nested_gated_blocks(tmp_path):
     body = """\
 Public start.
