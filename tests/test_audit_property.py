@@ -161,7 +161,7 @@ def site_plans(draw):
     features = draw(st.lists(doc_features(n_docs, n_labels), min_size=n_docs, max_size=n_docs))
     return {
         "base_url": draw(st.booleans()),
-        "home_audience": draw(AUDIENCES),
+        "home_audience": draw(st.sampled_from([None, "public"])),  # (one above every bundle's tier is an error: test_gate)
         "sections": sections,
         "pages": pages,
         "n_labels": n_labels,
