@@ -55,7 +55,8 @@ _HEADING = re.compile(r"\n {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 # Link targets in Markdown and in HTML, as two patterns: each starts with a literal that the regex
 # engine searches for, where one alternation would be tried at every character.
 _MD_TARGET_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
-_HTML_TARGET_LINK = re.compile(r"(?:href|src)\s*=\s*[\"']([^\"']+)[\"']")
+_MD_REFERENCE = re.compile(r"^[ ]{0,3}\[[^\]\n]+\]:[ \t]*<?([^\s>]+)>?", re.M)  # [chart]: chart.png
+_HTML_TARGET_LINK = re.compile(r"(?:href|src)\s*=\s*[\"']([^\"']+)[\"']", re.I)
 _TAG = re.compile(r"<[^>]*>")
 # A string literal (captured: split keeps it). Possessive runs: the engine takes a run of plain
 # characters in one step instead of trying both alternatives at each (7x faster on search shards).
@@ -813,8 +814,10 @@ class Secrets:
 
     def _link_targets(self, text: str) -> tuple[str, ...]:
         if text not in self._targets:
-            html = _HTML_TARGET_LINK.findall(text) if "href" in text or "src" in text else ()  # (a search at every h and s)
-            self._targets[text] = (*_MD_TARGET_LINK.findall(text), *html)
+            lowered = text.lower()  # (raw HTML may write HREF; a search without this test stops at every h and s)
+            html = _HTML_TARGET_LINK.findall(text) if "href" in lowered or "src" in lowered else ()
+            references = _MD_REFERENCE.findall(text) if "]:" in text else ()
+            self._targets[text] = (*_MD_TARGET_LINK.findall(text), *references, *html)
         return self._targets[text]
 
     def _past(self, bundle: Bundle) -> Iterator[str]:

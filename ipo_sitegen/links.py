@@ -16,8 +16,9 @@ from urllib.parse import unquote
 
 from .markup import FILE_MARK, PAGE_MARK
 
-_ANCHOR = re.compile(r'<a ([^>]*?)href="(sitegen:(?:page|file):[^"]*)"([^>]*)>(.*?)</a>', re.S)
-_IMAGE = re.compile(r'<img ([^>]*?)src="(sitegen:file:[^"]*)"([^>]*?)\s*/?>', re.S)
+# (Any case: raw HTML in a page may write <A HREF="…">…</A>.)
+_ANCHOR = re.compile(r'<a\s([^>]*?)href="(sitegen:(?:page|file):[^"]*)"([^>]*)>(.*?)</a>', re.S | re.I)
+_IMAGE = re.compile(r'<img\s([^>]*?)src="(sitegen:file:[^"]*)"([^>]*?)\s*/?>', re.S | re.I)
 _ALT = re.compile(r'alt="([^"]*)"')
 
 

@@ -138,7 +138,7 @@ class _LinkRewriter(Treeprocessor):
         # are resolved and checked the same way, or they would break in every bundle and name the file.
         stash = self.md.htmlStash.rawHtmlBlocks
         for number, block in enumerate(stash):
-            if isinstance(block, str) and ("href" in block or "src" in block):
+            if isinstance(block, str) and _RAW_TAG.search(block):
                 stash[number] = _RAW_TAG.sub(self._rewrite_tag, block)
 
     def _rewrite_tag(self, tag: re.Match) -> str:

@@ -188,7 +188,8 @@ def test_links_in_raw_html_are_resolved_locked_and_checked_like_markdown_links(t
     source file (broken in every bundle, naming the restricted page's file in public)."""
     body = ("Use <a href='../members/zanzibar.md#login' class=\"cta\">the office form</a> today.\n\n"
             '<p>Or <a href="../access/account.md">your account page</a>.</p>\n\n'
-            '<div markdown="1">\n<img src="chart.png" alt="Chart">\n</div>\n')
+            '<div markdown="1">\n<img src="chart.png" alt="Chart">\n</div>\n\n'
+            '<P>Shouted: <A HREF="../access/account.md">the account page in capitals</A>.</P>\n')
     site = locked_site(tmp_path, BASE_URL_CONFIG)
     write_files(site, {"content/access/raw.md": page("Raw", body=body), "content/access/chart.png": PNG_PUBLIC})
     build_ok(site)
@@ -200,6 +201,7 @@ def test_links_in_raw_html_are_resolved_locked_and_checked_like_markdown_links(t
     for text in (public, restricted):
         assert link_named(text, "your account page")[0] == "../account/"
         assert '<img src="../chart.png" alt="Chart"' in text
+        assert link_named(text, "the account page in capitals")[0] == "../account/" and "sitegen:" not in text
     assert (site / "build/public/access/chart.png").is_file()
 
     broken = page("Raw", body="Intro.\n\n<p>See <a href=\"nowhere.md\">this</a>.</p>\n")
@@ -225,6 +227,17 @@ def test_a_link_to_an_anchor_that_does_not_exist_is_a_warning_on_its_line(tmp_pa
         "no heading or element there has that id (use the anchor of the heading's ¶ link (its words in lower case, joined by '-'))",
     ], result.stderr
     assert build(site, "--strict").exit_code == 1
+
+
+def test_an_attachment_linked_by_reference_is_published_with_its_page(tmp_path):
+    """`![chart][c]` … `[c]: chart.png`: the audit must know the page shows it (it failed the build as a leak)."""
+    site = make_site(tmp_path, {"content/_index.md": HOME, "content/guides/_index.md": page("Guides", "public"),
+                                "content/guides/report.md": page("Report", body="See ![the chart][c] and [the PDF][d].\n\n"
+                                                                 "[c]: chart.png\n  [d]: <form.pdf> \"The form\"\n"),
+                                "content/guides/chart.png": PNG_PUBLIC, "content/guides/form.pdf": PDF_REGISTERED})
+    build_ok(site)
+    for bundle in BUNDLES:
+        assert (site / "build" / bundle / "guides/chart.png").is_file() and (site / "build" / bundle / "guides/form.pdf").is_file()
 
 
 def test_link_to_a_missing_page_is_an_error_naming_file_and_line(tmp_path):
