@@ -572,17 +572,30 @@ class History:
         return effective_rank(tiers, own.audience, chain)
 
     def _file_rank(self, change: FileChange, index: int) -> int:
-        """How restricted a file touched by a commit was (for deciding who may read the message)."""
+        """How restricted a file touched by a commit was (for deciding who may read the message): a
+        page that was a draft then, or is a draft or embargoed now, is in no bundle (one rank above
+        the last tier), and neither is a message about it."""
         path = change.new_path or change.old_path or ""
         at = index if change.new_path else index - 1
         ranks = []
         for p in {change.old_path, change.new_path} - {None}:
             if p.endswith(".md"):
-                ranks.append(self.rank_at(p, at if p == change.new_path else index - 1))
+                then = at if p == change.new_path else index - 1
+                ranks.append(self.rank_at(p, then) if self._published(p, then) else len(self.config.tiers))
         if not path.endswith(".md"):
             attachment = self.site.attachments.get(path)
             ranks.append(self.gate.attachment_floor(attachment) if attachment else len(self.config.tiers) - 1)
         return max(ranks, default=len(self.config.tiers) - 1)
+
+    def _published(self, path: str, index: int) -> bool:
+        """Was the page at `path` after commit `index` no draft, and is the page there now published?"""
+        if self.gate.drafts:
+            return True
+        blob = self.blob_at(path, index)
+        if blob is not None and self.snapshot(blob, path).draft:
+            return False
+        now = self.site.pages.get(path)
+        return now is None or now.published
 
     def message_rank(self, commit_index: int) -> int:
         """The tier needed to read a commit's message: every file it touched must be visible."""

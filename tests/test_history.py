@@ -144,6 +144,19 @@ def test_commit_messages_only_where_every_touched_page_is_visible(story: Repo) -
     assert "Publish the questions" in all_text(out / "public")
 
 
+@pytest.mark.parametrize("hidden", ["publish_date: 2099-01-01", "draft: true"], ids=["embargoed", "draft"])
+def test_a_message_about_a_page_no_bundle_shows_is_in_no_bundle(story: Repo, hidden: str) -> None:
+    """A commit that adds an embargoed (or draft) page beside a public edit: its message speaks of
+    the embargoed page, which no bundle shows, so no bundle shows the message either."""
+    story.write("guide/fees.md", f"---\ntitle: Fee notice\naudience: public\n{hidden}\n---\nFees rise by forty percent.\n")
+    story.write("guide/intro.md", page("Introduction", None, "Hello offices, welcome aboard, all of you."))
+    story.commit("Embargoed: fees rise forty percent in March")
+    out = built(story)
+    for bundle in ("public", "restricted", "internal"):
+        assert "fees rise forty percent" not in all_text(out / bundle), bundle
+    assert "Hello offices, welcome aboard, all of you." in (out / "public/guide/intro/index.html").read_text()
+
+
 def test_restricted_block_never_reaches_a_public_diff(story: Repo) -> None:
     out = built(story)
     public = all_text(out / "public")
