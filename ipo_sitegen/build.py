@@ -45,7 +45,7 @@ from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
 from .report import Reporter
 from .search import SearchIndex, save_index, saved_index_name, write_search
 from .workers import Beside, default_workers, forking
-from .write import BundleWriter, clean_stale_staging, manifest_files, remove, staging_folder, swap_in
+from .write import BundleWriter, check_output, clean_stale_staging, manifest_files, remove, staging_folder, swap_in
 
 
 @dataclass
@@ -563,6 +563,8 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
         return BuildResult(unchanged[0], unchanged[1], time.perf_counter() - started, unchanged[2])
     result = plan(root, options, reporter)
     out = (options.out or result.config.root / "build").resolve()
+    config = result.config
+    check_output(out, [b.name for b in result.bundles], [config.content_dir.resolve(), config.templates_dir.resolve(), config.static_dir.resolve()])
     clean_stale_staging(out)
     workers = options.jobs or default_workers()
     saved = SavedBuild.load(root, options, out) if files is not None and not need_plan else None

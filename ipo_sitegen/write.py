@@ -18,6 +18,7 @@ from functools import partial
 from json.encoder import encode_basestring_ascii as json_string
 from pathlib import Path
 
+from .errors import UsageError
 from .workers import detached
 
 STAGING_PREFIX = ".sitegen-staging-"
@@ -136,6 +137,32 @@ def manifest_text(bundle: str, tier: str, hashes: dict[str, str]) -> str:
     files = ",\n".join(lines)
     body = f"{{\n{files}\n }}" if files else "{}"
     return f'{{\n "bundle": {json_string(bundle)},\n "tier": {json_string(tier)},\n "files": {body}\n}}\n'
+
+
+def check_output(out: Path, bundles: list[str], sources: list[Path]) -> None:
+    """Refuse an output folder that would lose or publish the user's files: one inside the site's
+    sources (bundles there would be read back as content: the internal one as attachments), or
+    one whose `NAME/` for a bundle is not a bundle this tool wrote (it would be replaced whole)."""
+    for source in sources:
+        if out == source or out.is_relative_to(source):
+            raise UsageError(f"the output folder {out} is inside {source}: bundles there would be read back as site files; "
+                             "choose a folder outside content/, templates/ and static/")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot make the output folder {out}: {exc.strerror}; choose another --out") from None
+    for name in bundles:
+        target = out / name
+        if (target.exists() or target.is_symlink()) and _bundle_name(target) != name:
+            raise UsageError(f"{target} exists and is not the '{name}' bundle of an earlier build (it has no manifest.json "
+                             "saying so), and a build replaces it whole: move it away, or choose another --out")
+
+
+def _bundle_name(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("bundle") if not folder.is_symlink() else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def staging_folder(out: Path) -> Path:

@@ -251,6 +251,28 @@ def test_label_pages_list_only_what_the_bundle_holds(tmp_path):
     assert "Tuning" in it_restricted and "Installation" in it_restricted
 
 
+def test_out_never_replaces_a_folder_it_did_not_write_nor_writes_into_the_sources(tmp_path):
+    """`--out ../userdir` where userdir/public/ holds someone's photos: a build replaces a bundle's
+    folder whole, so it must refuse, not delete them. Bundles inside content/ would be read back as
+    pages and attachments (the internal one too). Each is a usage error (exit 2)."""
+    site = make_site(tmp_path, MEDIUM_SITE)
+    photos = tmp_path / "userdir/public/photos"
+    photos.mkdir(parents=True)
+    (photos / "wedding.jpg").write_bytes(b"precious")
+    result = run(["build", "--root", str(site), "-q", "--out", str(tmp_path / "userdir")])
+    assert result.exit_code == 2 and "is not the 'public' bundle of an earlier build" in result.stderr, result.output
+    assert (photos / "wedding.jpg").read_bytes() == b"precious" and not (tmp_path / "userdir/internal").exists()
+    for inside in ("content", "content/guides/out", "static/out"):
+        result = run(["build", "--root", str(site), "-q", "--out", str(site / inside)])
+        assert result.exit_code == 2 and "bundles there would be read back as site files" in result.stderr, (inside, result.output)
+    (tmp_path / "a-file").write_text("x")
+    result = run(["build", "--root", str(site), "-q", "--out", str(tmp_path / "a-file/out")])
+    assert result.exit_code == 2 and "cannot make the output folder" in result.stderr and result.exception is None or isinstance(result.exception, SystemExit)
+    assert not list((site / "content").rglob("manifest.json"))
+    build_ok(site, "--out", str(tmp_path / "published"))
+    build_ok(site, "--out", str(tmp_path / "published"))  # (its own bundles it replaces)
+
+
 def test_labels_in_any_script_get_their_own_page(tmp_path):
     """An office in Tokyo or Athens labels its pages in its own script: each label gets a page of its
     own, linked from the page (letters with no ASCII form add a digest to the URL)."""
