@@ -1,5 +1,17 @@
 """`python -m ipo_sitegen` is the same as the `sitegen` command."""
 
-from .cli import main
+import sys
 
-main()
+
+def run() -> None:
+    """The `sitegen` command. A Ctrl-C while its modules load (a few tenths of a second) ends it as
+    one later does, with no traceback."""
+    try:
+        from .cli import main
+    except KeyboardInterrupt:
+        sys.exit(130)
+    main()
+
+
+if __name__ == "__main__":
+    run()

@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import os
 import re
-import signal
 import struct
 import sys
 import unicodedata
@@ -43,7 +42,7 @@ from .errors import Problem
 from .gate import Gate
 from .history import History, read_git
 from .markup import LinkIndex, resolve_target
-from .workers import forking
+from .workers import forking, quiet_worker
 
 SHINGLE = 6  # words in a body shingle: long enough to be distinctive, short enough to catch a sentence
 MIN_SINGLE = 5  # a one-word title or label is a fingerprint only if at least this long
@@ -944,7 +943,7 @@ class Secrets:
             bounds.append(len(texts))
         _showing = (self, texts)
         try:
-            with forking(), multiprocessing.get_context("fork").Pool(workers) as pool:
+            with forking(), multiprocessing.get_context("fork").Pool(workers, quiet_worker) as pool:
                 parts = pool.map(_found_share, list(zip(bounds, bounds[1:])), chunksize=1)
         finally:
             _showing = None
@@ -1015,7 +1014,6 @@ _showing: tuple[Secrets, list[tuple[str, int]]] | None = None  # what forked wor
 def _found_share(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """_found_in of a run of the texts, packed (see _packed)."""
     assert _showing is not None
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     secrets, texts = _showing
     return _packed(secrets._found_in(texts[bounds[0] : bounds[1]]))
 
@@ -1286,8 +1284,6 @@ def _scan_share(share: tuple[int, int]) -> tuple[list[Leak], list[str], dict[str
     differ from their manifest, and the verdict keys ("SHA-256:kind") of each bundle's files that
     were scanned or known clean."""
     number, shares = share
-    if shares > 1:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     scanner = Scanner()
     leaks: list[Leak] = []
     changed: list[str] = []
@@ -1436,7 +1432,7 @@ def scan(jobs: list[ScanJob], workers: int, verdicts: CleanFiles | None = None) 
         if shares == 1:
             parts = [_scan_share((0, 1))]
         else:
-            with forking(), multiprocessing.get_context("fork").Pool(shares) as pool:
+            with forking(), multiprocessing.get_context("fork").Pool(shares, quiet_worker) as pool:
                 parts = pool.map(_scan_share, [(n, shares) for n in range(shares)])
     finally:
         _jobs = []

@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import posixpath
 import re
-import signal
 import subprocess
 import time
 import traceback
@@ -44,7 +43,7 @@ from .nav import Navigation
 from .render import ThemeRenderer, label_url, make_environment, theme_static_dir
 from .report import Reporter
 from .search import SearchIndex, save_index, saved_index_name, write_search
-from .workers import Beside, default_workers, forking
+from .workers import Beside, default_workers, forking, quiet_worker
 from .write import BundleWriter, check_output, clean_stale_staging, manifest_files, remove, staging_folder, swap_in
 
 
@@ -491,7 +490,7 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     _writing = (result, staging, out)
     try:
         # (Ctrl-C is the parent's to handle: workers ignore it)
-        with forking(), multiprocessing.get_context("fork").Pool(workers, signal.signal, (signal.SIGINT, signal.SIG_IGN)) as pool:
+        with forking(), multiprocessing.get_context("fork").Pool(workers, quiet_worker) as pool:
             pending = pool.map_async(_write_part, tasks if here else shared + tasks, chunksize=1)
             parts = [_write_part(task) for task in here]
             extra = meanwhile()

@@ -1,11 +1,13 @@
 """The `sitegen` command line: thin wrappers that parse options and call the pipeline.
 
-Exit codes: 0 success, 1 content errors or leaks, 2 usage errors (click's own convention).
+Exit codes: 0 success, 1 content errors or leaks, 2 usage errors (click's own convention), 130 interrupted.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -35,7 +37,32 @@ def _site_root(root: str | None) -> Path:
     return Path(root or ".").resolve()
 
 
-@click.group(context_settings=CONTEXT)
+class _Commands(click.Group):
+    """The command group, ending an interruption as a shell expects. Ctrl-C and SIGTERM (a CI job
+    cancelled, `timeout`, `docker stop`) stop a command the same way: a build removes its staging
+    folder and keeps the previous output. Exit 130 (128 + SIGINT), not 1, which says: content errors."""
+
+    def main(self, *args, **kwargs):  # type: ignore[override] (click's signature)
+        held = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupted) if held else None
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("Interrupted: any output folder is as it was before this command.", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        finally:
+            if held:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@click.group(cls=_Commands, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="sitegen")
 def main() -> None:
     """Build gated static sites: one Markdown tree, one bundle per audience.

@@ -13,7 +13,6 @@ import html
 import pickle
 import posixpath
 import re
-import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
@@ -31,7 +30,7 @@ from markdown.treeprocessors import InlineProcessor, Treeprocessor
 from pygments.formatters import HtmlFormatter
 
 from .content import index_source
-from .workers import forking
+from .workers import forking, quiet_worker
 
 PAGE_MARK = "sitegen:page:"
 FILE_MARK = "sitegen:file:"
@@ -317,7 +316,7 @@ _worker: Renderer | None = None
 
 def _init_worker(index: LinkIndex) -> None:
     global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle, once
+    quiet_worker()
     _worker = Renderer(index)
 
 
@@ -339,6 +338,10 @@ def render_all(jobs: list[tuple[str, str, str]], index: LinkIndex, workers: int)
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     results: dict[str, Rendered] = {}
     with forking(), ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(index,)) as pool:
-        for chunk in pool.map(_render_chunk, chunks):
-            results.update(chunk)
+        try:
+            for chunk in pool.map(_render_chunk, chunks):
+                results.update(chunk)
+        except BaseException:  # (Ctrl-C, SIGTERM): the chunks not started yet are dropped, not rendered
+            pool.shutdown(cancel_futures=True)
+            raise
     return results

@@ -62,6 +62,27 @@ def forking() -> Iterator[None]:
             gc.unfreeze()
 
 
+def quiet_worker() -> None:
+    """What a forked worker does first: Ctrl-C, which the terminal sends to every process, is the
+    parent's to handle, once; SIGTERM, which its pool sends when the parent stops early, ends it at
+    once (not as the KeyboardInterrupt the parent turns it into: a traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """On Linux, end this worker when the process that forked it ends, even by SIGKILL: left
+    behind, it would try to send its result there and print a traceback. Elsewhere, nothing."""
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, TypeError):
+        return
+    if os.getppid() != parent:  # (it ended before this process asked)
+        os._exit(1)
+
+
 _task: Callable | None = None  # what a forked Beside process runs (inherited, not pickled)
 
 
@@ -81,7 +102,7 @@ class Beside(Generic[T]):
             _task = task
             try:
                 with forking():
-                    self.pool = multiprocessing.get_context("fork").Pool(1, signal.signal, (signal.SIGINT, signal.SIG_IGN))
+                    self.pool = multiprocessing.get_context("fork").Pool(1, quiet_worker)
                     self.pending = self.pool.apply_async(_run_task)
             finally:
                 _task = None

@@ -18,6 +18,11 @@ from functools import partial
 from json.encoder import encode_basestring_ascii as json_string
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # (Windows: staging folders of killed builds go after an hour)
+    fcntl = None  # type: ignore[assignment]
+
 from .errors import UsageError
 from .workers import detached
 
@@ -165,9 +170,48 @@ def _bundle_name(folder: Path) -> str | None:
         return None
 
 
+# The staging folders this process is building in, with the open lock file of each (see staging_folder).
+_HELD: dict[Path, int] = {}
+_LOCK = ".lock"
+
+
 def staging_folder(out: Path) -> Path:
+    """A new staging folder, locked for as long as this process builds in it: a build killed outright
+    (SIGKILL, a machine stopped) cannot remove its folder, and the next build must know it from a
+    folder some build is writing right now. The lock (POSIX, per process: forked workers do not hold
+    it) goes with the process, however it ends."""
     out.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    if fcntl is not None:
+        descriptor = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _HELD[folder] = descriptor
+    return folder
+
+
+def _release(folder: Path) -> None:
+    descriptor = _HELD.pop(folder, None)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+def _abandoned(folder: Path) -> bool | None:
+    """Is nobody building in this staging folder (None: it has no lock to tell)?"""
+    if folder in _HELD:
+        return False
+    if fcntl is None:
+        return None
+    try:
+        descriptor = os.open(folder / _LOCK, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
 
 
 def swap_in(staging: Path, out: Path, names: list[str], trash: Path | None = None) -> None:
@@ -189,6 +233,7 @@ def remove(folder: Path, trash: Path | None = None) -> None:
     removing a large site's replaced output (45,000 files: 1.2-1.8 s of system calls at 5,000
     pages) need not hold up the build. That process empties all of the trash, so what a killed
     one left goes too."""
+    _release(folder)
     try:
         if trash is not None and folder.stat().st_dev == trash.parent.stat().st_dev:
             trash.mkdir(exist_ok=True)
@@ -202,12 +247,12 @@ def remove(folder: Path, trash: Path | None = None) -> None:
 
 
 def clean_stale_staging(out: Path, older_than: float = 3600.0) -> None:
-    """Remove staging folders left by killed runs (they never held a swapped-in bundle).
-
-    Only old ones: a young staging folder may belong to a build running right now.
-    """
+    """Remove staging folders left by killed runs (they never held a swapped-in bundle): those whose
+    lock no process holds, and old ones without a lock (from a version that made none)."""
     if out.is_dir():
         now = time.time()
         for child in out.iterdir():
-            if child.name.startswith(STAGING_PREFIX) and child.is_dir() and now - child.stat().st_mtime > older_than:
-                shutil.rmtree(child, ignore_errors=True)
+            if child.name.startswith(STAGING_PREFIX) and child.is_dir():
+                abandoned = _abandoned(child)
+                if abandoned or (abandoned is None and now - child.stat().st_mtime > older_than):
+                    shutil.rmtree(child, ignore_errors=True)

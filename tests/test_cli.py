@@ -194,3 +194,73 @@ def test_real_sitegen_executable_builds_and_fails_with_exit_codes(tmp_path):
                            text=True, env=clean_env(), timeout=120)
     assert usage.returncode == 2
     assert "nope" in usage.stderr
+
+
+# -- Interruptions: Ctrl-C, SIGTERM, SIGKILL -------------------------------------------------------
+
+
+def _many_pages(tmp_path, count: int = 400):
+    files = {"content/_index.md": HOME, "content/guides/_index.md": page("Guides", "public")}
+    for number in range(count):
+        body = "\n\n".join(f"Paragraph {k} of guide {number}: offices read the words of this guide with care." for k in range(12))
+        files[f"content/guides/g{number}.md"] = page(f"Guide {number}", body=body)
+    return make_site(tmp_path, files)
+
+
+def _staging(site):
+    return sorted(p.name for p in (site / "build").iterdir() if p.name.startswith(".sitegen-staging-"))
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_a_build_stopped_by_a_signal_cleans_up_and_exits_130(tmp_path, how):
+    """A CI job cancelled (SIGTERM) or Ctrl-C (SIGINT to the process group): the staging folder goes,
+    the last output stays byte for byte, no worker is left behind, and the exit code is 130."""
+    import signal
+    import time
+
+    site = _many_pages(tmp_path)
+    build_ok(site, "--jobs", "2")
+    snapshot = read_tree(site / "build")
+    (site / "content/guides/g1.md").write_text(page("Guide one, edited", body="Edited."), encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "ipo_sitegen", "build", "--root", str(site), "-q", "--no-cache", "--jobs", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(), start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not _staging(site) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None, "the build ended before it could be interrupted: make the site larger"
+    time.sleep(0.3)  # (into the rendering and writing, with workers running)
+    if how == "SIGTERM":
+        process.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "Interrupted" in err, err
+    assert _staging(site) == []
+    assert read_tree(site / "build") == snapshot
+    time.sleep(0.5)
+    leftover = subprocess.run(["pgrep", "-s", str(process.pid)], capture_output=True, text=True).stdout.split()
+    assert leftover == [], f"processes of the stopped build still running: {leftover}"
+
+
+def test_a_staging_folder_is_removed_once_the_build_that_made_it_is_gone(tmp_path):
+    """SIGKILL (or a machine stopped) leaves the staging folder: the next build removes it, however
+    young, but never one a running build still writes in."""
+    import signal
+
+    from ipo_sitegen.write import clean_stale_staging
+
+    out = tmp_path / "build"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom ipo_sitegen.write import staging_folder\n"
+                               "print(staging_folder(Path(sys.argv[1])), flush=True)\ntime.sleep(120)\n", str(out)],
+                              stdout=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        folder = holder.stdout.readline().strip()
+        assert folder and os.path.isdir(folder)
+        clean_stale_staging(out)
+        assert os.path.isdir(folder), "removed the staging folder of a build that is still running"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    clean_stale_staging(out)
+    assert not os.path.exists(folder)
