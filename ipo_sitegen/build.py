@@ -89,11 +89,17 @@ class Plan:
 
 
 def build_date() -> date:
-    """Today, or the day of SOURCE_DATE_EPOCH so that embargo decisions are reproducible."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.strip().isdigit():
-        return datetime.fromtimestamp(int(epoch), tz=timezone.utc).date()
-    return date.today()
+    """Today, or the day of SOURCE_DATE_EPOCH so that embargo decisions are reproducible (a value
+    that is no time is an error: quietly taking today would make the build unreproducible)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not epoch:
+        return date.today()
+    if epoch.isdigit():
+        try:
+            return datetime.fromtimestamp(int(epoch), tz=timezone.utc).date()
+        except (ValueError, OverflowError, OSError):  # (past the year 9999)
+            pass
+    raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a time: give whole seconds since 1970 (e.g. $(git log -1 --format=%ct)), or unset it")
 
 
 def _select(config: Config, names: tuple[str, ...]) -> list[Bundle]:

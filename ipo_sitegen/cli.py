@@ -53,6 +53,9 @@ class _Commands(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
+        except UsageError as exc:  # (from any command: how it was called, not what the site holds)
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
         finally:
             if held:
                 signal.signal(signal.SIGTERM, previous)

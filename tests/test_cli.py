@@ -264,3 +264,12 @@ def test_a_staging_folder_is_removed_once_the_build_that_made_it_is_gone(tmp_pat
         holder.wait(10)
     clean_stale_staging(out)
     assert not os.path.exists(folder)
+
+
+@pytest.mark.parametrize("epoch", ["abc", "99999999999999", "-5"])
+def test_a_source_date_epoch_that_is_no_time_is_a_usage_error(tmp_path, epoch):
+    """Quietly taking today would make the build unreproducible; a year past 9999 was a traceback."""
+    site = make_site(tmp_path, {"content/_index.md": HOME})
+    result = run(["build", "--root", str(site), "-q"], env={"SOURCE_DATE_EPOCH": epoch})
+    assert result.exit_code == 2 and f"SOURCE_DATE_EPOCH='{epoch}' is not a time" in result.stderr, result.output
+    assert not (site / "build").exists()
