@@ -162,7 +162,7 @@ class ChangeViews:
             entries.append({
                 "id": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{name}/{change.key}')}",
                 "title": change.page.title, "updated": iso(change.commit.time), "author": self.author(change),
-                "link": base + change.page.url, "change": base + change_url(change),
+                "link": (base + change.page.url) or "./", "change": base + change_url(change),  # ("": the feed itself)
                 "summary": change.message or ("First published" if change.first else "Updated"),
             })
         updated = entries[0]["updated"] if entries else iso(0)

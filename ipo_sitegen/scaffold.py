@@ -111,6 +111,8 @@ def new_page(root: Path, relative: str, title: str | None = None, audience: str 
     """Create content/RELATIVE with front matter; refuses paths that leave content/."""
     config = load_config(root)
     clean = posixpath.normpath(relative.replace("\\", "/")).removeprefix("content/")
+    if relative.endswith(("/", "\\")) or "." in posixpath.basename(clean) and not clean.endswith(".md"):
+        raise ValueError(f"'{relative}' is not a page file: give one, such as guides/setup.md (guides/_index.md for a section)")
     if not clean.endswith(".md"):
         clean += ".md"
     if clean.startswith("../") or clean.startswith("/") or not all(is_safe_segment(p) or p == "_index.md" for p in clean.split("/")):

@@ -103,8 +103,10 @@ def test_new_with_title_and_audience(tmp_path):
         (["new", "../outside.md"], "not a safe path"),
         (["new", "guides/x.md", "--audience", "secret"], "unknown audience"),
         (["new", "exists.md"], "already exists"),
+        (["new", "guides/"], "is not a page file"),  # (it made guides.md: a duplicate URL of the section)
+        (["new", "guides/notes.txt"], "is not a page file"),  # (it made notes.txt.md)
     ],
-    ids=["escape", "bad-audience", "exists"],
+    ids=["escape", "bad-audience", "exists", "a-folder", "another-extension"],
 )
 def test_new_refuses_bad_requests_with_a_usage_error(tmp_path, args, message):
     site = make_site(tmp_path, {"content/_index.md": HOME, "content/exists.md": page("Exists", "public")})

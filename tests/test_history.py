@@ -255,6 +255,7 @@ def test_feed_is_valid_atom_and_safe(story: Repo) -> None:
             for required in ("id", "title", "updated"):
                 assert entry.findtext(f"{ATOM}{required}")
             href = entry.find(f"{ATOM}link").get("href")
+            assert href, "an empty link is the feed itself (the home page's entry, without a base_url)"
             assert href.startswith(base) and "://" in href if base else not href.startswith(("/", "http"))
         updated = [e.findtext(f"{ATOM}updated") for e in entries]
         assert updated == sorted(updated, reverse=True)
