@@ -64,17 +64,42 @@ _LETTERS = str.maketrans({"ß": "ss", "ø": "o", "đ": "d", "ł": "l", "æ": "ae
 _TOKEN = re.compile(r"[^\W_]+")  # letters and digits (search.js: /[\p{L}\p{N}]+/u)
 
 
+# Scripts written without spaces between words (Chinese, Japanese; Korean's words carry particles): a
+# run of their letters is indexed as its overlapping pairs (東京特許 → 東京 京特 特許), so that a word
+# of two letters or more is found inside a run as the phrase of its pairs. A letter alone stays one.
+_CJK = "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
+_CJK_RUN = re.compile(f"([{_CJK}]+)")
+
+
 def fold(text: str) -> str:
-    """Lower case without accents: what a reader means when they type a word."""
+    """Lower case without accents: what a reader means when they type a word. Marks that are not
+    accents are put back on their letters (NFC): で stays で, not て and a stray mark."""
     text = text.lower()
     if text.isascii():
         return text
-    return _MARKS.sub("", unicodedata.normalize("NFKD", text)).translate(_LETTERS)
+    return unicodedata.normalize("NFC", _MARKS.sub("", unicodedata.normalize("NFKD", text))).translate(_LETTERS)
+
+
+def _pairs(words: list[str]) -> list[str]:
+    """`words` with each run of _CJK letters in them as its overlapping pairs (see _CJK)."""
+    out: list[str] = []
+    for word in words:
+        if not _CJK_RUN.search(word):
+            out.append(word)
+            continue
+        for number, part in enumerate(_CJK_RUN.split(word)):
+            if number % 2 == 0:  # (split: the text between runs, then a run, …)
+                if part:
+                    out.append(part)
+            else:
+                out += [part] if len(part) == 1 else [part[k : k + 2] for k in range(len(part) - 1)]
+    return out
 
 
 def tokenize(text: str) -> list[str]:
     """The searchable words of `text`, folded, in order."""
-    return _TOKEN.findall(fold(text))
+    words = _TOKEN.findall(fold(text))
+    return words if text.isascii() else _pairs(words)
 
 
 # ---- Text of a rendered body ---------------------------------------------------------------------
@@ -220,7 +245,7 @@ def word_stream(texts: list[str]) -> list[str]:
     if text.count(_GAP) > len(texts) - 1:  # a text of ours never has one, but an author's could
         text = f" {_GAP} ".join(part.replace(_GAP, " ") for part in texts)
     text = _GAPS.sub(_GAP, fold(text))
-    words = text.translate(_NOT_WORD).split() if text.isascii() else _TOKEN_OR_GAP.findall(text)
+    words = text.translate(_NOT_WORD).split() if text.isascii() else _pairs(_TOKEN_OR_GAP.findall(text))
     if words and words[-1] == _GAP:  # the last texts had no words
         del words[-1]
     if words and words[0] == _GAP:  # nor the first ones

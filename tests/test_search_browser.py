@@ -224,6 +224,26 @@ def test_search_works_from_file_urls(page, demo):
 
 
 # ---- ranking ---------------------------------------------------------------------------------------
+def test_words_inside_chinese_and_japanese_text_are_found(page, site_factory):
+    """The offices of Tokyo, Beijing and Daejeon search in their own scripts, which put no spaces
+    between words: a word is found inside a sentence, and voiced kana match as typed."""
+    site = site_factory({
+        "content/_index.md": page_text("Home", "public", "Welcome."),
+        "content/jp.md": page_text("出願ガイド", "public", "東京特許許可局の日本語テキストです。データベースで検索します。"),
+        "content/cn.md": page_text("专利指南", "public", "国家知识产权局受理发明专利申请。"),
+        "content/other.md": page_text("Other", "public", "Nothing in those scripts."),
+    })
+    build_ok(site)
+    def found(query: str) -> list[str]:
+        page.goto((site / "build" / "public").as_uri() + f"/search/index.html?q={quote(query)}")
+        return sorted(titles(page))
+
+    for query, expected in (("特許", ["出願ガイド"]), ("日本語", ["出願ガイド"]), ("データベース", ["出願ガイド"]),
+                            ("です", ["出願ガイド"]), ("专利", ["专利指南"]), ("知识产权", ["专利指南"]), ("局", ["专利指南", "出願ガイド"])):
+        assert found(query) == sorted(expected), query
+    assert found("特许") == []  # (simplified 许 is another letter than 許)
+
+
 def test_ranking_is_title_then_headings_then_labels_then_body_then_recency(page, site_factory):
     site = site_factory({
         "content/_index.md": page_text("Home", "public", "Welcome."),

@@ -105,6 +105,16 @@ def test_tokens_fold_case_and_accents_like_a_reader_types():
     assert tokenize("Дізнайтеся") == ["дізнаитеся"]  # й loses its breve like é loses its accent
 
 
+def test_tokens_of_scripts_without_spaces_are_overlapping_pairs():
+    """Chinese and Japanese are written without spaces: a sentence was one token, so '特許' (patent)
+    found nothing. Runs are indexed as their pairs; voiced kana keep their mark (で is not て)."""
+    assert tokenize("東京特許許可局です。") == ["東京", "京特", "特許", "許許", "許可", "可局", "局で", "です"]
+    assert tokenize("特許") == ["特許"] and tokenize("国") == ["国"]
+    assert tokenize("특허청은 KIPO의 기관") == ["특허", "허청", "청은", "kipo", "의", "기관"]
+    assert tokenize("ガイド") == ["ガイ", "イド"]  # (katakana ガ keeps its voicing mark)
+    assert "\u3099" not in "".join(tokenize("データベース"))
+
+
 def test_tokens_split_codes_paths_and_underscores_into_words():
     assert tokenize("ERR-INST-0102 in /etc/ipo_connect/office.toml, release 2026.2.1") == [
         "err", "inst", "0102", "in", "etc", "ipo", "connect", "office", "toml", "release", "2026", "2", "1"]

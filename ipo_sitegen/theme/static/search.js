@@ -46,13 +46,29 @@
   var TOKEN = /[\p{L}\p{N}]+/gu; // a token: letters and digits (Unicode classes: any browser since 2020)
   var WORD = /[\p{L}\p{N}\p{M}]+/gu; // a word of unfolded text, accents included (for highlighting)
 
+  // Scripts written without spaces between words: a run of their letters is its overlapping pairs.
+  var CJK_RUN = /([\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\u{20000}-\u{2fa1f}]+)/u;
+
   function fold(text) {
-    return text.toLowerCase().normalize("NFKD").replace(MARKS, "")
+    return text.toLowerCase().normalize("NFKD").replace(MARKS, "").normalize("NFC")
       .replace(SPECIAL, function (c) { return LETTERS[c]; });
   }
 
+  function pairs(words) {
+    var out = [];
+    words.forEach(function (word) {
+      word.split(CJK_RUN).forEach(function (part, n) {
+        if (n % 2 === 0) { if (part) out.push(part); return; }
+        var letters = Array.from(part); // (code points: a letter past U+FFFF is two UTF-16 units)
+        if (letters.length === 1) out.push(part);
+        for (var k = 0; k + 1 < letters.length; k++) out.push(letters[k] + letters[k + 1]);
+      });
+    });
+    return out;
+  }
+
   function tokenize(text) {
-    return fold(text).match(TOKEN) || [];
+    return pairs(fold(text).match(TOKEN) || []);
   }
 
   // ---- Loading the index ---------------------------------------------------------------------
@@ -180,8 +196,10 @@
     var terms = tokenize(value);
     if (!terms.length) return null;
     if (terms.length > 1) return { kind: "phrase", terms: terms, title: field === "title" };
-    // A one-letter prefix would match too many words to be useful: it is taken as a word.
-    return { kind: "word", term: terms[0], prefix: prefix && terms[0].length > 1, title: field === "title" };
+    // A one-letter prefix would match too many words to be useful: it is taken as a word. One letter
+    // of a CJK script is a word of its own, and the first of the pairs it begins (see pairs()).
+    var alone = CJK_RUN.test(terms[0]) && Array.from(terms[0]).length === 1;
+    return { kind: "word", term: terms[0], prefix: alone || (prefix && terms[0].length > 1), title: field === "title" };
   }
 
   // The shards a query needs (by number).
