@@ -414,6 +414,10 @@ def _assign_urls(site: Site, content: Path, problems: Problems) -> None:
                            "rename the attachment or move it into a section folder")
         elif url is not None and url in owners:
             problems.error(content / source, None, f"duplicate URL '{url}', also produced by content/{owners[url]}", "rename one of them")
+        elif url is not None and posixpath.basename(url) == "index.html" and url[: -len("index.html")] in owners:
+            page_url = url[: -len("index.html")]  # (a page's URL is the folder whose index.html it writes)
+            problems.error(content / source, None, f"'{url}' would replace the page content/{owners[page_url]} (its URL is '{page_url}')",
+                           "rename the attachment")
         elif url is not None:
             attachment.url = url
             owners[url] = source

@@ -155,6 +155,10 @@ CASES = [
          {"content/guides/Setup.md": page("Setup A", "public"), "content/guides/setup.md": page("Setup B", "public")},
          "content/guides/", None, "duplicate URL 'guides/setup/'",
          also_names=("content/guides/Setup.md", "content/guides/setup.md")),
+    Case("attachment-in-the-place-of-a-page",  # it replaced the page in cached builds, and crashed others
+         {"content/guides/guide/index.html": "<p>attachment bytes</p>",
+          "content/guides/other.md": page("Other", "public", "See [the file](guide/index.html).")},
+         "content/guides/guide/index.html", None, "would replace the page content/guides/guide.md"),
     Case("page-at-a-generated-url",
          {"content/labels.md": page("My labels", "public")},
          "content/labels.md", None, "reserved"),
