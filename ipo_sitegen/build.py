@@ -34,7 +34,7 @@ from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, hi
 from .config import CONFIG_NAME as CONFIG_FILE
 from .config import Bundle, Config, load_config
 from .content import Page, Site
-from .discover import RESERVED_ROOT, discover
+from .discover import RESERVED_ROOT, decode_utf8, discover
 from .errors import BuildError, Problem, Problems, UsageError
 from .gate import Gate
 from .history import GitLog, History, history_problems, mailmap_state, read_git
@@ -129,6 +129,7 @@ def read_site(root: Path, drafts: bool = False) -> tuple[Config, Site, Gate, Pro
     problems = Problems(root=config.root)
     site = discover(config.content_dir, config.tiers, problems)
     _check_static(config, site, problems)
+    _check_templates(config, problems)
     gate = Gate(config, site, problems, drafts=drafts, today=build_date())
     return config, site, gate, problems
 
@@ -139,6 +140,15 @@ def static_files(config: Config) -> list[Path]:
         return []
     return [p for p in sorted(config.static_dir.rglob("*"))
             if p.is_file() and not p.is_symlink() and not any(part.startswith(".") for part in p.relative_to(config.static_dir).parts)]
+
+
+def _check_templates(config: Config, problems: Problems) -> None:
+    """The site's templates must be UTF-8, as Jinja2 reads them (it would stop at the first page
+    that uses one, with no name)."""
+    if config.templates_dir.is_dir():
+        for path in sorted(config.templates_dir.rglob("*")):
+            if path.is_file() and path.suffix in (".html", ".xml"):
+                decode_utf8(path.read_bytes(), path, problems)
 
 
 def _check_static(config: Config, site: Site, problems: Problems) -> None:
@@ -456,8 +466,11 @@ def _write_part(task: tuple[str | None, int, int]) -> tuple[list[tuple[str, dict
                     output.shared()
                 else:
                     output.pages_share(number, shares)
-            except TemplateError as exc:
-                return [], template_problem(exc, result.config)
+            except Exception as exc:  # noqa: BLE001 - a template's error is sent back as a problem, any other raised
+                problem = template_failure(exc, result.config)
+                if problem is None:
+                    raise
+                return [], problem
             written.append((bundle.name, writer.hashes))
     return written, None
 
@@ -518,8 +531,17 @@ def write_bundles(result: Plan, staging: Path, out: Path, workers: int,
     return counts, extra
 
 
-def template_problem(exc: TemplateError, config: Config) -> Problem:
-    """A Jinja2 error as a content problem naming the template file and line."""
+def template_failure(exc: Exception, config: Config) -> Problem | None:
+    """The problem of an error raised while a template rendered: Jinja2's own, or one that an
+    expression of the template raised (`1/0`, `rows|length` when rows is none, a macro calling
+    itself); None for any other error, which goes up as it is."""
+    if isinstance(exc, TemplateError) or any(frame.filename.endswith((".html", ".xml")) for frame in traceback.extract_tb(exc.__traceback__)):
+        return template_problem(exc, config)
+    return None
+
+
+def template_problem(exc: Exception, config: Config) -> Problem:
+    """A template's error as a content problem naming the template file and line."""
     name = getattr(exc, "filename", None) or getattr(exc, "name", None) or "templates"
     line = getattr(exc, "lineno", None)
     if isinstance(exc, TemplateSyntaxError) and name and Path(name).is_absolute():
@@ -537,7 +559,8 @@ def template_problem(exc: TemplateError, config: Config) -> Problem:
                 except ValueError:
                     name = f"(built-in theme) {Path(name).name}"
                 break
-    return Problem(str(name), line, f"template error: {exc.message or exc}", "fix the template; see https://jinja.palletsprojects.com/templates/")
+    message = getattr(exc, "message", None) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
+    return Problem(str(name), line, f"template error: {message or exc}", "fix the template; see https://jinja.palletsprojects.com/templates/")
 
 
 @dataclass
@@ -637,11 +660,11 @@ def _write_and_audit(result: Plan, options: Options, out: Path, workers: int, si
         if result.save_search and remember is not None:
             remember(staging)
         swap_in(staging, out, [b.name for b in result.bundles], cache_folder(result.config.root) / "trash" if options.cache else None)
-    except TemplateError as exc:
+    except BaseException as exc:
         remove(staging)
-        raise BuildError([template_problem(exc, result.config)], "template error") from exc
-    except BaseException:
-        remove(staging)
+        problem = template_failure(exc, result.config) if isinstance(exc, Exception) and not isinstance(exc, BuildError) else None
+        if problem is not None:
+            raise BuildError([problem], "template error") from exc
         raise
     return counts
 
@@ -651,8 +674,11 @@ def _stage(result: Plan, stage: Callable[[Path, Path, int], dict[str, int] | Non
     """`stage`, with a template error as a problem (what a forked process can send back)."""
     try:
         return stage(staging, out, workers), None
-    except TemplateError as exc:
-        return None, template_problem(exc, result.config)
+    except Exception as exc:  # noqa: BLE001 - see _write_share
+        problem = template_failure(exc, result.config)
+        if problem is None:
+            raise
+        return None, problem
 
 
 def input_files(root: Path) -> dict[str, str]:

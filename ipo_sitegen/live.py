@@ -16,7 +16,7 @@ from pathlib import Path
 from jinja2 import TemplateError
 
 from .audit import Fingerprints, KnownSecrets, ScanJob, Secrets, confirmed, scan_bundles
-from .build import BuildResult, BundleOutput, Options, Plan, build, plan
+from .build import BuildResult, BundleOutput, Options, Plan, build, plan, template_failure
 from .config import Config
 from .errors import BuildError
 from .history import History
@@ -96,7 +96,13 @@ class LiveBuild:
         written: dict[str, set[str]] = {}
         for bundle in new.bundles:
             writer = self._writer(bundle.name)
-            update_bundle(BundleOutput(new, bundle, writer), work, before, head_changed)
+            try:
+                update_bundle(BundleOutput(new, bundle, writer), work, before, head_changed)
+            except Exception as exc:  # a template's error is the editor's to fix, shown with its file and line
+                problem = template_failure(exc, new.config)
+                if problem is None:
+                    raise
+                raise BuildError([problem], "template error") from exc
             self._finish(writer, bundle.name, bundle.tier)
             written[bundle.name] = set(writer.written)
         stale = {b.name for b in new.bundles} if work.search or head_changed else set()  # (the index has the dates of pages)

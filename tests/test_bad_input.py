@@ -230,6 +230,31 @@ def test_bad_input_fails_clearly_and_leaves_the_previous_build_untouched(tmp_pat
         assert name in result.stderr
 
 
+@pytest.mark.parametrize("body, message", [
+    ("{{ page.title | no_such_filter }}", "No filter named 'no_such_filter'"),
+    ("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),
+    ("{{ none | length }}", "TypeError"),
+    ("{% macro again() %}{{ again() }}{% endmacro %}{{ again() }}", "RecursionError"),
+], ids=["jinja-error", "division-by-zero", "length-of-none", "endless-macro"])
+def test_an_error_a_template_raises_names_the_template_and_its_line(tmp_path, body, message):
+    """Not only Jinja2's own errors: one an expression of the template raises was a traceback."""
+    site = make_site(tmp_path, GOOD_SITE)
+    build_ok(site)
+    snapshot = read_tree(site / "build")
+    write_files(site, {"templates/page.html": '{% extends "_page_frame.html" %}\n{% block after_body %}\n' + body + "\n{% endblock %}\n"})
+    result = build(site)
+    assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit)), result.output
+    assert any(line.startswith("templates/page.html:3: error: template error") and message in line for line in result.stderr.splitlines()), result.stderr
+    assert read_tree(site / "build") == snapshot
+
+
+def test_a_template_that_is_not_utf8_is_an_error_on_its_line(tmp_path):
+    site = make_site(tmp_path, {**GOOD_SITE, "templates/404.html": b'{% extends "base.html" %}\n{% block main %}\nP\xe1gina\n{% endblock %}\n'})
+    result = build(site)
+    assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit)), result.output
+    assert "templates/404.html:3: error: invalid UTF-8" in result.stderr
+
+
 def test_check_command_reports_the_same_errors_without_writing(tmp_path):
     site = make_site(tmp_path, {**GOOD_SITE, BAD_PAGE: page("Bad", "examiners")})
     result = run(["check", "--root", str(site), "-q"])
