@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 from .build import Options
 from .config import CONFIG_NAME, load_config
@@ -177,7 +178,7 @@ class _Events(FileSystemEventHandler):
         self.root = root
         self.config = root / CONFIG_NAME
         self.folders = [root / name for name in WATCHED]
-        self.scheduled: set[Path] = set()
+        self.scheduled: dict[Path, ObservedWatch] = {}
         found = git_dirs(root)
         self.git_files: set[Path] = set()
         self.branches: Path | None = None
@@ -197,8 +198,17 @@ class _Events(FileSystemEventHandler):
 
     def watch(self, folder: Path) -> None:
         if folder.is_dir() and folder not in self.scheduled:
-            self.scheduled.add(folder)
-            self.observer.schedule(self, str(folder), recursive=True)
+            self.scheduled[folder] = self.observer.schedule(self, str(folder), recursive=True)
+
+    def forget(self, folder: Path) -> None:
+        """A watched folder was removed (`rm -rf static`, `git checkout` of content/): its watch ends
+        with it, and the folder made again in its place is watched anew."""
+        watch = self.scheduled.pop(folder, None)
+        if watch is not None:
+            try:
+                self.observer.unschedule(watch)
+            except (KeyError, ValueError):  # (already gone with the folder)
+                pass
 
     def _relevant(self, path: str) -> bool:
         resolved = Path(path).resolve()
@@ -219,7 +229,10 @@ class _Events(FileSystemEventHandler):
                 continue
             resolved = Path(str(path)).resolve()
             if resolved in self.folders and event.is_directory:
-                self.watch(resolved)
+                if event.event_type == "deleted" or (event.event_type == "moved" and path == event.src_path):
+                    self.forget(resolved)
+                else:
+                    self.watch(resolved)
             if self._relevant(str(path)):
                 self.rebuilder.changed(str(path))
 

@@ -769,6 +769,25 @@ def test_a_static_folder_created_while_serving_is_watched(serve, tmp_path):
                message=f"static/hello.txt created after start is not served; server output:\n{server.log}")
 
 
+def test_a_watched_folder_removed_and_made_again_is_watched_again(serve, tmp_path):
+    """`rm -rf static && mkdir static`, or content/ restored by git: the new folder's files count."""
+    site = small_site(tmp_path, {"static/a.txt": "a\n"})
+    server = serve(site)
+    assert server.get("/public/a.txt").status == 200
+    for folder in ("static", "content"):
+        saved = tmp_path / f"saved-{folder}"
+        shutil.copytree(site / folder, saved)
+        shutil.rmtree(site / folder)
+        time.sleep(0.5)  # (the removal seen, whatever the rebuild it causes makes of it)
+        shutil.copytree(saved, site / folder)
+    edit(site / "static/b.txt", "b\n")
+    eventually(lambda: server.get("/public/b.txt").status == 200, 10,
+               message=f"static/ made again is not watched; server output:\n{server.log}")
+    edit(site / "content/guides/setup.md", setup_page("Edited after content/ came back."))
+    eventually(lambda: "Edited after content/ came back." in server.get("/public/guides/setup/").text, 10,
+               message=f"content/ made again is not watched; server output:\n{server.log}")
+
+
 @pytest.mark.parametrize("where", ["site inside a folder named build", "content section named build"])
 def test_folders_named_build_are_watched_like_any_other(serve, tmp_path, where):
     """Only the site's own build/ output is to be ignored, not any path that contains '/build/'."""
