@@ -394,10 +394,27 @@ def _marked_up_lines(markdown_text: str) -> str:
 def _theme_text() -> str:
     """The built-in theme's own words ("On this page", "Labels", its scripts…) are never a leak.
 
-    A site's template overrides are not counted: a title typed into an override is a leak.
+    A site's template overrides and static files are not counted so (a title typed into an override
+    is a leak), but for their single words (see _own_text).
     """
     theme = Path(__file__).parent / "theme"
     return "\n".join(p.read_text(encoding="utf-8") for p in sorted(theme.glob("*/*")) if p.is_file())
+
+
+def _own_text(config: Config) -> str:
+    """The text of the site's own templates and static files. They are in every bundle by design, so
+    a single word of theirs is no leak: a footer's "write to our staff" must not fail the build for a
+    hidden section named staff/. A phrase of two words or more there still is (a restricted title
+    typed into an override)."""
+    texts = []
+    for folder in (config.templates_dir, config.static_dir):
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    data = path.read_bytes()
+                    if b"\x00" not in data[:1024]:  # (text, not an image)
+                        texts.append(data.decode("utf-8", "replace"))
+    return "\n".join(texts)
 
 
 _CHUNK = 1 << 20  # words of shown text hashed at a time (a window per word and phrase length), or hashes put in a bitmap
@@ -632,6 +649,7 @@ class Secrets:
         self.exact = exact
         self._targets: dict[str, tuple[str, ...]] = {}
         self._index = LinkIndex(frozenset(site.pages), frozenset(site.attachments))
+        self._own_text = _own_text(config)
         self._parts = self._part_keys() if known is not None or keep else {}
         self.key = hashlib.sha256(b"".join(name.encode() + b"\0" + digest for name, digest in sorted(self._parts.items()))
                                   + self._header()).digest() if known is not None or keep else b""
@@ -686,8 +704,10 @@ class Secrets:
         return sorted(ranks.items())
 
     def _header(self) -> bytes:
-        """What decides every part of the table besides its own material: the code, the tiers and the bundles."""
-        return code_version() + repr((self.config.tiers, [b.rank for b in self.config.bundles])).encode()
+        """What decides every part of the table besides its own material: the code, the tiers, the
+        bundles and the site's own templates and static files (see _own_text)."""
+        return (code_version() + repr((self.config.tiers, [b.rank for b in self.config.bundles])).encode()
+                + hashlib.sha256(self._own_text.encode("utf-8", "surrogatepass")).digest())
 
     def _part_keys(self) -> dict[str, bytes]:
         """A digest of each part of what the table is made of: a page's secret material, by source
@@ -894,12 +914,14 @@ class Secrets:
         seen = self._seen(keys, list(shows.values()), np.uint8 if len(ranks) <= 8 else np.uint64)
         if self._theme_seen is None:
             # (the theme is in every bundle; a few thousand words: searched for, with no bitmap to make)
-            self._theme_seen = table.seen_in(table.windows(_text_keys([_theme_text()])[0])[0])
+            theme = table.seen_in(table.windows(_text_keys([_theme_text()])[0])[0])
+            own = table.seen_in(table.windows(_text_keys([self._own_text])[0])[0]) & (table.lengths == 1)
+            self._theme_seen = theme | own
         made = {}
         complete = self.table_exact and all(key in self._checked for key in keys)  # (every text looked up in this table)
         attachments = self.site.attachments
         text_bits = np.array(list(shows.values()), np.uint64)
-        common = [_theme_text(), code_version().hex()]
+        common = [_theme_text(), self._own_text, code_version().hex()]
         for bit, bundle in enumerate(bundles):
             prints = Fingerprints(table.select((table.ranks > bundle.rank) & ~self._theme_seen & ((seen >> bit) & 1 == 0)), self.origins,
                                   exact=complete)
