@@ -134,12 +134,22 @@ def read_site(root: Path, drafts: bool = False) -> tuple[Config, Site, Gate, Pro
     return config, site, gate, problems
 
 
+# What an operating system, git or an editor leaves in a folder: never published.
+_NOT_STATIC = re.compile(r"^(?:\.DS_Store|Thumbs\.db|desktop\.ini|\.git.*|\..*\.sw[a-p]|.*~|#.*#)$")
+
+
 def static_files(config: Config) -> list[Path]:
-    """Files under static/, copied into every bundle as they are (hidden files and links left out)."""
-    if not config.static_dir.is_dir():
+    """Files under static/, copied into every bundle as they are, hidden ones too (.well-known/,
+    .nojekyll); not links (they may point anywhere: _check_static warns of each), nor what an
+    operating system, git or an editor leaves (.DS_Store, .gitkeep, backups)."""
+    folder = config.static_dir
+    if not folder.is_dir():
         return []
-    return [p for p in sorted(config.static_dir.rglob("*"))
-            if p.is_file() and not p.is_symlink() and not any(part.startswith(".") for part in p.relative_to(config.static_dir).parts)]
+    found = []
+    for here, folders, files in os.walk(folder):  # (not rglob: it follows links to folders)
+        folders[:] = [name for name in folders if not _NOT_STATIC.match(name) and not os.path.islink(os.path.join(here, name))]
+        found += [Path(here, name) for name in files if not _NOT_STATIC.match(name) and not os.path.islink(os.path.join(here, name))]
+    return sorted(found)
 
 
 def _check_templates(config: Config, problems: Problems) -> None:
@@ -155,6 +165,10 @@ def _check_static(config: Config, site: Site, problems: Problems) -> None:
     """A static file must not take the place of a page, an attachment or a generated file."""
     taken = {p.url + "index.html": f"content/{s}" for s, p in site.pages.items()}
     taken.update({a.url: f"content/{s}" for s, a in site.attachments.items()})
+    for here, folders, files in os.walk(config.static_dir):
+        for name in folders + files:
+            if os.path.islink(os.path.join(here, name)):
+                problems.warning(Path(here, name), None, "a link in static/ is not copied (it may point anywhere)", "copy the file or folder itself into static/")
     for path in static_files(config):
         name = path.relative_to(config.static_dir).as_posix()
         if name in taken:

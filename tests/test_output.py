@@ -273,6 +273,25 @@ def test_out_never_replaces_a_folder_it_did_not_write_nor_writes_into_the_source
     build_ok(site, "--out", str(tmp_path / "published"))  # (its own bundles it replaces)
 
 
+def test_static_files_are_copied_hidden_ones_too_but_not_links_or_litter(tmp_path):
+    """.well-known/security.txt and .nojekyll are meant to be published; .DS_Store, .gitkeep and
+    editor backups are not; a link may point anywhere, so it is not followed but named."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the site's")
+    site = make_site(tmp_path, {**MEDIUM_SITE, "static/.well-known/security.txt": "Contact: mailto:security@example.org\n",
+                                "static/.nojekyll": "", "static/css/.DS_Store": b"\x00\x01", "static/img/.gitkeep": "",
+                                "static/css/extra.css~": "old", "static/css/extra.css": "p { margin: 0 }\n"})
+    (site / "static/linked.txt").symlink_to(outside)
+    (site / "static/linked-folder").symlink_to(tmp_path, target_is_directory=True)
+    result = build_ok(site)
+    for bundle in BUNDLES:
+        files = read_tree(site / "build" / bundle)
+        assert files[".well-known/security.txt"].startswith(b"Contact:") and ".nojekyll" in files and "css/extra.css" in files
+        assert not any(name.endswith((".DS_Store", ".gitkeep", "~")) or name.startswith("linked") for name in files), bundle
+    assert "static/linked.txt: warning: a link in static/ is not copied" in result.stderr
+    assert "static/linked-folder: warning: a link in static/ is not copied" in result.stderr
+
+
 def test_labels_in_any_script_get_their_own_page(tmp_path):
     """An office in Tokyo or Athens labels its pages in its own script: each label gets a page of its
     own, linked from the page (letters with no ASCII form add a digest to the URL)."""
