@@ -68,11 +68,16 @@ _BLOCK_TAGS = {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 
+# Characters a browser does not show inside a word: a soft hyphen (&shy;) and the zero-width ones.
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+
+
 def normalised(text: str) -> str:
-    """Text as a reader would compare it: Unicode-normalised, case- and accent-insensitive."""
+    """Text as a reader would compare it: Unicode-normalised, case- and accent-insensitive, and
+    without the characters that do not show (Zor&shy;blax reads as Zorblax)."""
     text = text.casefold()
     if not text.isascii():
-        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text.translate(_INVISIBLE)))
     return text
 
 

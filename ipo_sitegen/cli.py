@@ -198,13 +198,13 @@ def audit(folders, root, no_cache) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     except BuildError as exc:
-        _fail(exc)
+        _fail(exc, "Nothing was audited.")
         return
     for note in notes:
         click.echo(f"warning: {note}", err=True)
     if leaks:
         _fail(BuildError([leak.problem() for leak in leaks], "leaks found"), "Do not publish these bundles.")
-    click.echo(f"Audit passed: {', '.join(p.name for p in paths)} hold nothing above their tier.")
+    click.echo(f"Audit passed: {', '.join(p.name for p in paths)} {'holds' if len(paths) == 1 else 'hold'} nothing above {'its' if len(paths) == 1 else 'their'} tier.")
 
 
 @main.command(context_settings=CONTEXT)
