@@ -183,8 +183,11 @@ def staging_folder(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     if fcntl is not None:
-        descriptor = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        # Locked under another name, then renamed (the lock stays with the file): another build
+        # never sees the lock file unlocked.
+        descriptor = os.open(folder / (_LOCK + ".new"), os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(folder / (_LOCK + ".new"), folder / _LOCK)
         _HELD[folder] = descriptor
     return folder
 
