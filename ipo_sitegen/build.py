@@ -146,7 +146,7 @@ def static_files(config: Config) -> list[Path]:
     if not folder.is_dir():
         return []
     found = []
-    for here, folders, files in os.walk(folder):  # (not rglob: it follows links to folders)
+    for here, folders, files in os.walk(folder):  # (links seen and left out, litter folders not entered)
         folders[:] = [name for name in folders if not _NOT_STATIC.match(name) and not os.path.islink(os.path.join(here, name))]
         found += [Path(here, name) for name in files if not _NOT_STATIC.match(name) and not os.path.islink(os.path.join(here, name))]
     return sorted(found)
@@ -688,7 +688,7 @@ def _stage(result: Plan, stage: Callable[[Path, Path, int], dict[str, int] | Non
     """`stage`, with a template error as a problem (what a forked process can send back)."""
     try:
         return stage(staging, out, workers), None
-    except Exception as exc:  # noqa: BLE001 - see _write_share
+    except Exception as exc:  # noqa: BLE001 - see _write_part
         problem = template_failure(exc, result.config)
         if problem is None:
             raise
