@@ -46,7 +46,10 @@ class _Commands(click.Group):
         held = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _interrupted) if held else None
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(*args, standalone_mode=False, **kwargs)
+            if isinstance(code, int) and code:  # (click hands back the code of a ctx.exit(code))
+                sys.exit(code)
+            return code
         except (click.Abort, KeyboardInterrupt):
             click.echo("Interrupted: any output folder is as it was before this command.", err=True)
             sys.exit(130)
