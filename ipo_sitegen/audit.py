@@ -1087,7 +1087,8 @@ def _html_units(text: str) -> tuple[list[str], list[str]]:
     if "<!--" in text or "<![CDATA[" in text:  # (not "<!": every page starts with <!DOCTYPE html>)
         for value in _COMMENT.findall(text) + _CDATA.findall(text):
             decoded += _markup_text(value)
-        text = _CDATA.sub(lambda m: _SPLIT + m.group(1) + _SPLIT, _COMMENT.sub(_SPLIT, text))
+        # A comment shows nothing, not even a space: "Staff<!-- x --> notes" reads "Staff notes".
+        text = _CDATA.sub(lambda m: _SPLIT + m.group(1) + _SPLIT, _COMMENT.sub("", text))
     return _BLOCK_SPLIT.split(text), decoded
 
 

@@ -154,8 +154,9 @@ def test_single_words_of_an_override_or_a_static_file_are_no_leak(site):
 
 
 def test_a_title_broken_by_invisible_characters_is_still_found(site):
-    """A browser shows Es&shy;crow and Re&#8203;covery whole: so does the audit (it read two words)."""
-    write(site, "static/notes.html", "<p>Key Es&shy;crow &amp; Re&#8203;covery Plan</p>\n")
+    """A browser shows Es&shy;crow and Re&#8203;covery whole, and a comment between two words as
+    nothing: so does the audit (it read two words, and a phrase end at the comment)."""
+    write(site, "static/notes.html", "<p>Key Es&shy;crow<!-- a comment shows nothing --> &amp; Re&#8203;covery Plan</p>\n")
     assert_gate_fails(site, bundle="public", file="notes.html", kind="title", origin=ESCROW_SOURCE, fragment_text=fragment(ESCROW_TITLE))
 
 
