@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field
 from datetime import date, datetime, timezone
 from functools import cached_property, lru_cache, partial
-from html import unescape
+from html import escape, unescape
 from pathlib import Path
 from typing import AbstractSet, Callable, TypeVar
 
@@ -114,9 +114,10 @@ def _locate(page: Page, href: str) -> int | None:
     """The file line where `href` is written in the page body (for error messages): the first where
     it is a whole link target (`](href)`, `]: href`, `href="href"`), else the first that holds it
     (a target can be part of another: `guide` of `guide.md#step-1`)."""
-    whole = re.compile(r"(?:\]\(\s*<?|\]:\s*<?|=\s*[\"']?)" + re.escape(href) + r"(?=[\s)>\"']|$)")
+    written = "|".join(map(re.escape, dict.fromkeys((href, escape(href, quote=False)))))  # (raw HTML writes & as &amp;)
+    whole = re.compile(r"(?:\]\(\s*<?|\]:\s*<?|=\s*[\"']?)(?:" + written + r")(?=[\s)>\"']|$)")
     lines = page.body.split("\n")
-    for found in (whole.search, lambda line: href in line):
+    for found in (whole.search, lambda line: href in line or escape(href, quote=False) in line):
         for offset, line in enumerate(lines):
             if found(line):
                 return page.body_line + offset

@@ -26,6 +26,11 @@ class Problem:
         return f"{text} ({self.hint})" if self.hint else text
 
 
+def _order(problem: Problem) -> tuple:
+    """By file, then line (a problem of the whole file first: its line is None), then message."""
+    return (problem.path, problem.line is not None, problem.line or 0, problem.message, problem.hint)
+
+
 @dataclass
 class Problems:
     """Collects problems across a whole run; `--strict` turns warnings into errors."""
@@ -53,11 +58,11 @@ class Problems:
 
     @property
     def errors(self) -> list[Problem]:
-        return sorted(p for p in self.items if p.severity == "error")
+        return sorted((p for p in self.items if p.severity == "error"), key=_order)
 
     @property
     def warnings(self) -> list[Problem]:
-        return sorted(p for p in self.items if p.severity == "warning")
+        return sorted((p for p in self.items if p.severity == "warning"), key=_order)
 
     def has_errors(self, strict: bool = False) -> bool:
         return bool(self.errors) or (strict and bool(self.warnings))

@@ -104,7 +104,7 @@ class Rendered:
 def resolve_target(folder: str, href: str, index: LinkIndex) -> tuple[str, str] | tuple[None, str]:
     """Map a relative href written in `folder` to a marker, or (None, error message)."""
     path, _, fragment = href.partition("#")
-    path = unquote(path)
+    path = unquote(path.partition("?")[0])  # (a query means nothing to a static file)
     joined = posixpath.normpath(posixpath.join(folder, path)) if path else ""
     if joined == ".." or joined.startswith("../") or "\\" in path:
         return None, "link leaves the content folder"

@@ -141,6 +141,9 @@ CASES = [
     Case("link-whose-target-is-part-of-another",  # the error names the line of `(guide)`, not of `(guide.md#…)`
          {BAD_PAGE: page("Bad", "public", "See [the guide](guide.md#step-1).\n\nAnd [the other one](guide).\n")},
          BAD_PAGE, "[the other one](guide)", "does not exist"),
+    Case("raw-html-link-with-an-escaped-ampersand",  # the href is unescaped: its line was not found, and
+         {BAD_PAGE: page("Bad", "public", "Intro.\n\n<p><a href=\"nowhere.md?x=1&amp;y=2\">a</a></p>\n\n[b](missing.md)\n")},
+         BAD_PAGE, "nowhere.md?x=1&amp;y=2", "does not exist"),  # a second error on a line crashed the sort
     Case("link-out-of-content",
          {BAD_PAGE: page("Bad", "public", "Intro.\n\nSee [passwords](../../etc/passwd).\n")},
          BAD_PAGE, "../../etc/passwd", "leaves the content folder"),
@@ -253,6 +256,22 @@ def test_a_template_that_is_not_utf8_is_an_error_on_its_line(tmp_path):
     result = build(site)
     assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit)), result.output
     assert "templates/404.html:3: error: invalid UTF-8" in result.stderr
+
+
+def test_problems_of_one_file_with_and_without_a_line_sort_without_a_crash():
+    from ipo_sitegen.errors import Problems
+
+    problems = Problems()
+    problems.error("content/a.md", 7, "second")
+    problems.error("content/a.md", None, "about the whole file")
+    problems.error("content/a.md", 3, "first")
+    assert [p.line for p in problems.errors] == [None, 3, 7]
+
+
+def test_a_link_to_a_page_with_a_query_string_resolves_to_the_page(tmp_path):
+    site = make_site(tmp_path, {**GOOD_SITE, "content/guides/q.md": page("Q", "public", "[guide](guide.md?from=q#step-1)")})
+    build_ok(site)
+    assert 'href="../guide/#step-1"' in (site / "build/public/guides/q/index.html").read_text()
 
 
 def test_check_command_reports_the_same_errors_without_writing(tmp_path):
