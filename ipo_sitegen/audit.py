@@ -55,7 +55,7 @@ _HEADING = re.compile(r"\n {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 # engine searches for, where one alternation would be tried at every character.
 _MD_TARGET_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
 _MD_REFERENCE = re.compile(r"^[ ]{0,3}\[[^\]\n]+\]:[ \t]*<?([^\s>]+)>?", re.M)  # [chart]: chart.png
-_HTML_TARGET_LINK = re.compile(r"(?:href|src)\s*=\s*[\"']([^\"']+)[\"']", re.I)
+_HTML_TARGET_LINK = re.compile(r"""(?:href|src)\s*=\s*(?:"([^"]+)"|'([^']+)'|([^\s"'=<>`]+))""", re.I)
 _TAG = re.compile(r"<[^>]*>")
 # A string literal (captured: split keeps it). Possessive runs: the engine takes a run of plain
 # characters in one step instead of trying both alternatives at each (7x faster on search shards).
@@ -839,7 +839,7 @@ class Secrets:
     def _link_targets(self, text: str) -> tuple[str, ...]:
         if text not in self._targets:
             lowered = text.lower()  # (raw HTML may write HREF; a search without this test stops at every h and s)
-            html = _HTML_TARGET_LINK.findall(text) if "href" in lowered or "src" in lowered else ()
+            html = [next(filter(None, found)) for found in _HTML_TARGET_LINK.findall(text)] if "href" in lowered or "src" in lowered else ()
             references = _MD_REFERENCE.findall(text) if "]:" in text else ()
             self._targets[text] = (*_MD_TARGET_LINK.findall(text), *references, *html)
         return self._targets[text]

@@ -34,7 +34,7 @@ from .changes import CHANGES_FOLDER, HISTORY_FOLDER, ChangeViews, change_url, hi
 from .config import CONFIG_NAME as CONFIG_FILE
 from .config import Bundle, Config, load_config
 from .content import Page, Site
-from .discover import RESERVED_ROOT, decode_utf8, discover
+from .discover import RESERVED_ROOT, decode_utf8, discover, utf8_name
 from .errors import BuildError, Problem, Problems, UsageError
 from .gate import Gate
 from .history import GitLog, History, history_problems, mailmap_state, read_git
@@ -158,7 +158,7 @@ def _check_templates(config: Config, problems: Problems) -> None:
     that uses one, with no name)."""
     if config.templates_dir.is_dir():
         for path in sorted(config.templates_dir.rglob("*")):
-            if path.is_file() and path.suffix in (".html", ".xml"):
+            if utf8_name(path, problems) and path.is_file() and path.suffix in (".html", ".xml"):
                 decode_utf8(path.read_bytes(), path, problems)
 
 
@@ -170,6 +170,7 @@ def _check_static(config: Config, site: Site, problems: Problems) -> None:
         for name in folders + files:
             if os.path.islink(os.path.join(here, name)):
                 problems.warning(Path(here, name), None, "a link in static/ is not copied (it may point anywhere)", "copy the file or folder itself into static/")
+            utf8_name(Path(here, name), problems)
     for path in static_files(config):
         name = path.relative_to(config.static_dir).as_posix()
         if name in taken:

@@ -54,6 +54,15 @@ def label_slug(label: str) -> str:
     return f"{slug}-{digest}" if slug else digest
 
 
+def utf8_name(path: Path, problems: Problems) -> bool:
+    """Is the name of `path` UTF-8? If not (os keeps its bytes as surrogates), report it."""
+    if path.name.isascii() or not _SURROGATE.search(path.name):
+        return True
+    problems.error(path, None, "the name is not UTF-8 (its bytes are shown as \\xNN)",
+                   "rename it in UTF-8 (in a shell, '?' matches each odd byte: mv r?sum?.md resume.md)")
+    return False
+
+
 def is_safe_segment(segment: str) -> bool:
     return bool(_SAFE_SEGMENT.match(segment))
 
@@ -254,9 +263,7 @@ def _walk(content: Path, problems: Problems) -> tuple[list[str], list[str]]:
         below: list[tuple[str, str]] = []
         for entry in entries:
             name = entry.name
-            if not name.isascii() and _SURROGATE.search(name):  # bytes that are not UTF-8, kept as surrogates by os
-                problems.error(Path(entry.path), None, "the name is not UTF-8 (its bytes are shown as \\xNN)",
-                               "rename it in UTF-8 (in a shell, '?' matches each odd byte: mv r?sum?.md resume.md)")
+            if not utf8_name(Path(entry.path), problems):
                 continue
             if entry.is_dir():
                 if name.startswith("."):

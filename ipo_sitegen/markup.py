@@ -142,7 +142,8 @@ class _LinkRewriter(Treeprocessor):
 
     def _rewrite_tag(self, tag: re.Match) -> str:
         def attribute(found: re.Match) -> str:
-            marker = self._rewrite(html.unescape(found.group(3) if found.group(3) is not None else found.group(4)))
+            value = next(v for v in found.group(3, 4, 5) if v is not None)
+            marker = self._rewrite(html.unescape(value))
             return found.group(0) if marker is None else f'{found.group(1)}{found.group(2)}="{marker}"'
         return (_RAW_HREF if tag.group(1).lower() == "a" else _RAW_SRC).sub(attribute, tag.group(0), count=1)
 
@@ -168,8 +169,8 @@ class _LinkRewriter(Treeprocessor):
 
 
 _RAW_TAG = re.compile(r"<(a|img)\s[^>]*>", re.I)  # (links.finalize rewrites markers in <a> and <img> only)
-_RAW_HREF = re.compile(r"""(\s)(href)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
-_RAW_SRC = re.compile(r"""(\s)(src)\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+_RAW_HREF = re.compile(r"""(\s)(href)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.I)  # (quoted, or not: HTML allows both)
+_RAW_SRC = re.compile(r"""(\s)(src)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.I)
 
 
 class _State:
