@@ -608,7 +608,8 @@ def build(root: Path, options: Options, reporter: Reporter | None = None, need_p
     result = plan(root, options, reporter)
     out = (options.out or result.config.root / "build").resolve()
     config = result.config
-    check_output(out, [b.name for b in result.bundles], [config.content_dir.resolve(), config.templates_dir.resolve(), config.static_dir.resolve()])
+    sources = [config.content_dir, config.templates_dir, config.static_dir, config.root / ".git", config.root / CACHE_DIR]
+    check_output(out, [b.name for b in result.bundles], [source.resolve() for source in sources])
     clean_stale_staging(out)
     workers = options.jobs or default_workers()
     saved = SavedBuild.load(root, options, out) if files is not None and not need_plan else None

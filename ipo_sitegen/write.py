@@ -151,7 +151,10 @@ def check_output(out: Path, bundles: list[str], sources: list[Path]) -> None:
     for source in sources:
         if out == source or out.is_relative_to(source):
             raise UsageError(f"the output folder {out} is inside {source}: bundles there would be read back as site files; "
-                             "choose a folder outside content/, templates/ and static/")
+                             "choose a folder outside content/, templates/, static/, .git and the cache")
+        for name in bundles:  # (a bundle named templates, built with --out .)
+            if (out / name).is_relative_to(source) or source.is_relative_to(out / name):
+                raise UsageError(f"the bundle '{name}' would be written over {source}; choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -262,9 +262,16 @@ def test_out_never_replaces_a_folder_it_did_not_write_nor_writes_into_the_source
     result = run(["build", "--root", str(site), "-q", "--out", str(tmp_path / "userdir")])
     assert result.exit_code == 2 and "is not the 'public' bundle of an earlier build" in result.stderr, result.output
     assert (photos / "wedding.jpg").read_bytes() == b"precious" and not (tmp_path / "userdir/internal").exists()
-    for inside in ("content", "content/guides/out", "static/out"):
+    for inside in ("content", "content/guides/out", "static/out", ".git", ".sitegen-cache/out"):
         result = run(["build", "--root", str(site), "-q", "--out", str(site / inside)])
         assert result.exit_code == 2 and "bundles there would be read back as site files" in result.stderr, (inside, result.output)
+    # A bundle named like a source folder, written beside it (--out .), would be read back as templates.
+    config = (site / "sitegen.toml").read_text()
+    (site / "sitegen.toml").write_text(config + '\n[bundles.templates]\ntier = "internal"\n')
+    result = run(["build", "--root", str(site), "-q", "--out", str(site)])
+    assert result.exit_code == 2 and "would be written over" in result.stderr, result.output
+    assert not (site / "templates").exists()
+    (site / "sitegen.toml").write_text(config)
     (tmp_path / "a-file").write_text("x")
     result = run(["build", "--root", str(site), "-q", "--out", str(tmp_path / "a-file/out")])
     assert result.exit_code == 2 and "cannot make the output folder" in result.stderr and result.exception is None or isinstance(result.exception, SystemExit)
