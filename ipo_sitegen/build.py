@@ -240,9 +240,12 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None, known: 
                 problems.warning(config.content_dir / source, _locate(page, posixpath.basename(target)),
                                  f"link to content/{target}, which is a draft or embargoed: only its text is kept",
                                  "publish the target or remove the link")
-    for source, href, target, fragment in missing_anchors(result.rendered):
+    for source, href, target, fragment, where in missing_anchors(result.rendered):
+        holding = [b.name for b in bundles if (target, b.name) in result.rendered]
+        where = [name for name in holding if name in where]  # (in the order of the tiers)
+        place = "" if where == holding else f" in the {', '.join(where)} bundle{'s' if len(where) > 1 else ''}, which may not see the block that holds it"
         problems.warning(config.content_dir / source, _locate(site.pages[source], href),
-                         f"link to '#{fragment}' of content/{target}: no heading or element there has that id",
+                         f"link to '#{fragment}' of content/{target}: no heading or element there has that id{place}",
                          "use the anchor of the heading's ¶ link (its words in lower case, joined by '-')")
     for bundle in bundles:
         wanted = {f for page in gate.pages_for(bundle) for f in result.rendered[(page.source, bundle.name)].files}
@@ -256,31 +259,30 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None, known: 
 _ID = re.compile(r"""\sid=["']([^"']*)["']""")
 
 
-def missing_anchors(rendered: dict[tuple[str, str], Rendered]) -> list[tuple[str, str, str, str]]:
-    """(page source, href as written, target source, fragment) of each link to an anchor that no
-    rendered copy of its target has (an anchor in a gated block is in the copies that show it)."""
-    copies: dict[str, dict[int, Rendered]] = {}
-    for (source, _), body in rendered.items():
-        copies.setdefault(source, {})[id(body)] = body
-    headings: dict[str, set[str]] = {}
-    elements: dict[str, set[str]] = {}  # every id, read from the HTML only for a target whose headings lack one
+def missing_anchors(rendered: dict[tuple[str, str], Rendered]) -> list[tuple[str, str, str, str, list[str]]]:
+    """(page source, href as written, target source, fragment, bundles) of each link to an anchor
+    that the copy of its target in the same bundle lacks: the bundles where it leads nowhere (an
+    anchor in a gated block is only in the copies that show it; a public link to it would carry
+    its name to a page without it)."""
+    ids: dict[int, set[str]] = {}  # id() of a rendered copy -> its heading ids, then every id in its HTML
 
-    def has(target: str, fragment: str) -> bool:
-        if target not in headings:
-            headings[target] = {token["id"] for body in copies[target].values() for token in _flat(body.toc)}
-        if fragment in headings[target]:
+    def has(body: Rendered, fragment: str) -> bool:
+        known = ids.get(id(body))
+        if known is None:
+            known = ids[id(body)] = {token["id"] for token in _flat(body.toc)}
+        if fragment in known:
             return True
-        if target not in elements:
-            elements[target] = {unescape(found) for body in copies[target].values() for found in _ID.findall(body.html)}
-        return fragment in elements[target]
+        if "" not in known:  # (not read yet: other ids, from the HTML, only for a target whose headings lack one)
+            known.update(unescape(found) for found in _ID.findall(body.html))
+            known.add("")
+        return fragment in known
 
-    missing: dict[tuple[str, str], tuple[str, str, str, str]] = {}
-    for source, bodies in sorted(copies.items()):
-        for body in bodies.values():
-            for href, target, fragment in body.anchors:
-                target = target or source
-                if (source, href) not in missing and target in copies and not has(target, fragment):
-                    missing[(source, href)] = (source, href, target, fragment)
+    missing: dict[tuple[str, str], tuple[str, str, str, str, list[str]]] = {}
+    for (source, bundle), body in sorted(rendered.items()):
+        for href, target, fragment in body.anchors:
+            there = rendered.get((target or source, bundle))
+            if there is not None and not has(there, fragment):  # (a target the bundle does not hold: a locked link)
+                missing.setdefault((source, href), (source, href, target or source, fragment, []))[4].append(bundle)
     return sorted(missing.values())
 
 
