@@ -57,7 +57,7 @@ SHARD_BYTES = 48_000  # target size of one shard file: a few requests per query,
 SNIPPET_CHARS = 480  # body text kept per page for snippets (the index would otherwise be as large as the pages)
 
 # ---- Tokens -------------------------------------------------------------------------------------
-# Must stay identical to fold() and tokenize() in theme/static/search.js.
+# Must stay identical to fold() and tokenize() in theme/static/search.js (but for _CJK runs: see there).
 _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _LETTERS = str.maketrans({"ß": "ss", "ø": "o", "đ": "d", "ł": "l", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d",
                           "ı": "i", "ς": "σ"})
@@ -65,8 +65,10 @@ _TOKEN = re.compile(r"[^\W_]+")  # letters and digits (search.js: /[\p{L}\p{N}]+
 
 
 # Scripts written without spaces between words (Chinese, Japanese; Korean's words carry particles): a
-# run of their letters is indexed as its overlapping pairs (東京特許 → 東京 京特 特許), so that a word
-# of two letters or more is found inside a run as the phrase of its pairs. A letter alone stays one.
+# run of their letters is indexed as its overlapping pairs, then its last letter alone (東京特許 → 東京
+# 京特 特許 許), so that a word of two letters or more is found inside a run as the phrase of its
+# pairs, and a word of one letter as the first of a pair or that last letter (search.js searches one
+# letter as a prefix; its queries have no last letter alone, the one difference between the two).
 _CJK = "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
 _CJK_RUN = re.compile(f"([{_CJK}]+)")
 
@@ -92,7 +94,7 @@ def _pairs(words: list[str]) -> list[str]:
                 if part:
                     out.append(part)
             else:
-                out += [part] if len(part) == 1 else [part[k : k + 2] for k in range(len(part) - 1)]
+                out += [part] if len(part) == 1 else [*(part[k : k + 2] for k in range(len(part) - 1)), part[-1]]
     return out
 
 

@@ -46,7 +46,8 @@
   var TOKEN = /[\p{L}\p{N}]+/gu; // a token: letters and digits (Unicode classes: any browser since 2020)
   var WORD = /[\p{L}\p{N}\p{M}]+/gu; // a word of unfolded text, accents included (for highlighting)
 
-  // Scripts written without spaces between words: a run of their letters is its overlapping pairs.
+  // Scripts written without spaces between words: a run of their letters is its overlapping pairs
+  // (the index also holds the run's last letter alone: a query of one letter is a prefix, see parse).
   var CJK_RUN = /([\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\u{20000}-\u{2fa1f}]+)/u;
 
   function fold(text) {
