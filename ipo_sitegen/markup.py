@@ -141,11 +141,14 @@ class _LinkRewriter(Treeprocessor):
                 stash[number] = _RAW_TAG.sub(self._rewrite_tag, block)
 
     def _rewrite_tag(self, tag: re.Match) -> str:
+        if tag.group(2) is None:
+            return tag.group(0)  # a comment, a script or a style: text, not links
+
         def attribute(found: re.Match) -> str:
             value = next(v for v in found.group(3, 4, 5) if v is not None)
             marker = self._rewrite(html.unescape(value))
             return found.group(0) if marker is None else f'{found.group(1)}{found.group(2)}="{marker}"'
-        return (_RAW_HREF if tag.group(1).lower() == "a" else _RAW_SRC).sub(attribute, tag.group(0), count=1)
+        return (_RAW_HREF if tag.group(2).lower() == "a" else _RAW_SRC).sub(attribute, tag.group(0), count=1)
 
     def _rewrite(self, href: str) -> str | None:
         """The marker for a link written in the text, or None to leave it (recording any problem)."""
@@ -168,7 +171,8 @@ class _LinkRewriter(Treeprocessor):
         return marker
 
 
-_RAW_TAG = re.compile(r"<(a|img)\s[^>]*>", re.I)  # (links.finalize rewrites markers in <a> and <img> only)
+# An <a> or <img> tag (links.finalize rewrites markers in those only), or what holds tags as text.
+_RAW_TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<(a|img)\s[^>]*>", re.S | re.I)
 _RAW_HREF = re.compile(r"""(\s)(href)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.I)  # (quoted, or not: HTML allows both)
 _RAW_SRC = re.compile(r"""(\s)(src)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.I)
 

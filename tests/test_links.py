@@ -190,7 +190,8 @@ def test_links_in_raw_html_are_resolved_locked_and_checked_like_markdown_links(t
             '<p>Or <a href="../access/account.md">your account page</a>.</p>\n\n'
             '<div markdown="1">\n<img src="chart.png" alt="Chart">\n</div>\n\n'
             '<P>Shouted: <A HREF="../access/account.md">the account page in capitals</A>.</P>\n\n'
-            '<p>Bare: <a href=../members/zanzibar.md>the form, unquoted</a>.</p>\n')
+            '<p>Bare: <a href=../members/zanzibar.md>the form, unquoted</a>.</p>\n\n'
+            "<script>var template = '<a href=\"account.md\">x</a>';</script>\n\n<!-- <a href=\"account.md\">old link</a> -->\n")
     site = locked_site(tmp_path, BASE_URL_CONFIG)
     write_files(site, {"content/access/raw.md": page("Raw", body=body), "content/access/chart.png": PNG_PUBLIC})
     build_ok(site)
@@ -200,6 +201,9 @@ def test_links_in_raw_html_are_resolved_locked_and_checked_like_markdown_links(t
                      r"the office form", public)
     assert link_named(restricted, "the office form") == ("../../members/zanzibar/#login", {"cta"})
     assert link_named(restricted, "the form, unquoted")[0] == "../../members/zanzibar/"
+    for text in (public, restricted):  # (a script's strings and a comment are text, not links)
+        assert "<script>var template = '<a href=\"account.md\">x</a>';</script>" in text
+        assert '<!-- <a href="account.md">old link</a> -->' in text
     assert re.search(r'<a class="locked" href="https://support.example.org/restricted/members/zanzibar/" data-tier="registered">the form, unquoted', public)
     for text in (public, restricted):
         assert link_named(text, "your account page")[0] == "../account/"
