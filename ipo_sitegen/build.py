@@ -94,7 +94,7 @@ def build_date() -> date:
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if not epoch:
         return date.today()
-    if epoch.isdigit():
+    if epoch.isascii() and epoch.isdigit():  # (isdigit alone takes ١٢٣ and fullwidth digits)
         try:
             return datetime.fromtimestamp(int(epoch), tz=timezone.utc).date()
         except (ValueError, OverflowError, OSError):  # (past the year 9999)
@@ -136,7 +136,7 @@ def read_site(root: Path, drafts: bool = False) -> tuple[Config, Site, Gate, Pro
 
 
 # What an operating system, git or an editor leaves in a folder: never published.
-_NOT_STATIC = re.compile(r"^(?:\.DS_Store|Thumbs\.db|desktop\.ini|\.git.*|\..*\.sw[a-p]|.*~|#.*#)$")
+_NOT_STATIC = re.compile(r"^(?:\.DS_Store|\._.*|Thumbs\.db|desktop\.ini|\.git.*|\..*\.sw[a-p]|.*~|#.*#)$")
 
 
 def static_files(config: Config) -> list[Path]:
@@ -256,7 +256,7 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None, known: 
     return result
 
 
-_ID = re.compile(r"""\sid=["']([^"']*)["']""")
+_ID = re.compile(r"""\s(?:id|name)=["']([^"']*)["']""")  # (a browser scrolls to <a name=…> too)
 
 
 def missing_anchors(rendered: dict[tuple[str, str], Rendered]) -> list[tuple[str, str, str, str, list[str]]]:
@@ -281,7 +281,7 @@ def missing_anchors(rendered: dict[tuple[str, str], Rendered]) -> list[tuple[str
     for (source, bundle), body in sorted(rendered.items()):
         for href, target, fragment in body.anchors:
             there = rendered.get((target or source, bundle))
-            if there is not None and not has(there, fragment):  # (a target the bundle does not hold: a locked link)
+            if there is not None and fragment.lower() != "top" and not has(there, fragment):  # (no copy: a locked link; #top: the page's top)
                 missing.setdefault((source, href), (source, href, target or source, fragment, []))[4].append(bundle)
     return sorted(missing.values())
 

@@ -145,7 +145,7 @@ def archive_time(folder: Path) -> tuple[int, str]:
     """The one timestamp of every entry, and where it came from (see the module docstring)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch:
-        if not epoch.isdigit():
+        if not (epoch.isascii() and epoch.isdigit()):
             raise PackageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds")
         return int(epoch), "SOURCE_DATE_EPOCH"
     try:

@@ -76,10 +76,10 @@ _CJK_RUN = re.compile(f"([{_CJK}]+)")
 def fold(text: str) -> str:
     """Lower case without accents: what a reader means when they type a word. Marks that are not
     accents are put back on their letters (NFC): で stays で, not て and a stray mark."""
-    text = text.lower()
     if text.isascii():
-        return text
-    return unicodedata.normalize("NFC", _MARKS.sub("", unicodedata.normalize("NFKD", text))).translate(_LETTERS)
+        return text.lower()
+    # (lower case after NFKD: ㎒ is MHz only then, and found as mhz)
+    return unicodedata.normalize("NFC", _MARKS.sub("", unicodedata.normalize("NFKD", text).lower())).translate(_LETTERS)
 
 
 def _pairs(words: list[str]) -> list[str]:

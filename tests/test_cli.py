@@ -268,7 +268,7 @@ def test_a_staging_folder_is_removed_once_the_build_that_made_it_is_gone(tmp_pat
     assert not os.path.exists(folder)
 
 
-@pytest.mark.parametrize("epoch", ["abc", "99999999999999", "-5"])
+@pytest.mark.parametrize("epoch", ["abc", "99999999999999", "-5", "１７９０"])
 def test_a_source_date_epoch_that_is_no_time_is_a_usage_error(tmp_path, epoch):
     """Quietly taking today would make the build unreproducible; a year past 9999 was a traceback."""
     site = make_site(tmp_path, {"content/_index.md": HOME})

@@ -222,7 +222,8 @@ def test_a_link_to_an_anchor_that_does_not_exist_is_a_warning_on_its_line(tmp_pa
     target = page("Target", "public", "## Step one\n\nText.[^1]\n\nA custom place.\n{: #custom-place }\n\n"
                   "::: audience registered\n\n## Members only\n\nText.\n\n:::\n\n[^1]: A note.\n")
     linking = page("Linking", "public", "Good: [a](target.md#step-one), [b](target.md#custom-place), [c](target.md#fn:1),\n"
-                   "[d](target.md#members-only), [e](#own-heading).\n\n## Own heading\n\n"
+                   "[d](target.md#members-only), [e](#own-heading), [f](#top), [g](#old-name).\n\n## Own heading\n\n"
+                   '<a name="old-name"></a>\n\n'
                    "Bad: [f](target.md#step-two)\n\nand [g](#nowhere).\n")
     site = make_site(tmp_path, {"content/_index.md": HOME, "content/target.md": target, "content/linking.md": linking})
     result = build_ok(site)

@@ -287,14 +287,14 @@ def test_static_files_are_copied_hidden_ones_too_but_not_links_or_litter(tmp_pat
     outside.write_text("not the site's")
     site = make_site(tmp_path, {**MEDIUM_SITE, "static/.well-known/security.txt": "Contact: mailto:security@example.org\n",
                                 "static/.nojekyll": "", "static/css/.DS_Store": b"\x00\x01", "static/img/.gitkeep": "",
-                                "static/css/extra.css~": "old", "static/css/extra.css": "p { margin: 0 }\n"})
+                                "static/css/extra.css~": "old", "static/css/._extra.css": b"\x00\x05", "static/css/extra.css": "p { margin: 0 }\n"})
     (site / "static/linked.txt").symlink_to(outside)
     (site / "static/linked-folder").symlink_to(tmp_path, target_is_directory=True)
     result = build_ok(site)
     for bundle in BUNDLES:
         files = read_tree(site / "build" / bundle)
         assert files[".well-known/security.txt"].startswith(b"Contact:") and ".nojekyll" in files and "css/extra.css" in files
-        assert not any(name.endswith((".DS_Store", ".gitkeep", "~")) or name.startswith("linked") for name in files), bundle
+        assert not any(name.endswith((".DS_Store", ".gitkeep", "~", "._extra.css")) or name.startswith("linked") for name in files), bundle
     assert "static/linked.txt: warning: a link in static/ is not copied" in result.stderr
     assert "static/linked-folder: warning: a link in static/ is not copied" in result.stderr
 

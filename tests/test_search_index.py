@@ -101,6 +101,7 @@ def test_tokens_fold_case_and_accents_like_a_reader_types():
     assert tokenize("MARKOVIĆ") == tokenize("markovic")
     assert tokenize("Straße, Łódź, Ærøskøbing, Đakovo") == ["strasse", "lodz", "aeroskobing", "dakovo"]
     assert tokenize("ﬁling") == ["filing"]  # a ligature from a PDF copy
+    assert tokenize("10 ㎒ band") == ["10", "mhz", "band"]  # (a compatibility letter folds to capitals: lower case after)
     assert tokenize("Ελληνικά ΟΔΟΣ") == ["ελληνικα", "οδοσ"]  # final sigma folds like any sigma
     assert tokenize("Дізнайтеся") == ["дізнаитеся"]  # й loses its breve like é loses its accent
 

@@ -51,7 +51,7 @@
   var CJK_RUN = /([\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\u{20000}-\u{2fa1f}]+)/u;
 
   function fold(text) {
-    return text.toLowerCase().normalize("NFKD").replace(MARKS, "").normalize("NFC")
+    return text.normalize("NFKD").toLowerCase().replace(MARKS, "").normalize("NFC")
       .replace(SPECIAL, function (c) { return LETTERS[c]; });
   }
 
