@@ -173,8 +173,8 @@ class _LinkRewriter(Treeprocessor):
 
 # An <a> or <img> tag (links.finalize rewrites markers in those only), or what holds tags as text.
 _RAW_TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<(a|img)\s[^>]*>", re.S | re.I)
-_RAW_HREF = re.compile(r"""(\s)(href)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.I)  # (quoted, or not: HTML allows both)
-_RAW_SRC = re.compile(r"""(\s)(src)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.I)
+_RAW_HREF, _RAW_SRC = (re.compile(rf"""(\s)({name})\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.I)  # (quoted or not)
+                        for name in ("href", "src"))
 
 
 class _State:
