@@ -416,9 +416,10 @@ def _own_text(config: Config) -> str:
         if folder.is_dir():
             for path in sorted(folder.rglob("*")):
                 if path.is_file() and not path.is_symlink():
-                    data = path.read_bytes()
-                    if b"\x00" not in data[:1024]:  # (text, not an image)
-                        texts.append(data.decode("utf-8", "replace"))
+                    with open(path, "rb") as file:  # (an image is not read past its first bytes: serve's settles ask again)
+                        start = file.read(1024)
+                        if b"\x00" not in start:  # (text, not an image)
+                            texts.append((start + file.read()).decode("utf-8", "replace"))
     return "\n".join(texts)
 
 
