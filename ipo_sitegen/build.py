@@ -252,7 +252,7 @@ def plan(root: Path, options: Options, reporter: Reporter | None = None, known: 
         result.attachments[bundle.name] = {f for f in wanted if gate.attachment_allowed(site.attachments[f], bundle)}
 
     if problems.has_errors(options.strict):
-        raise BuildError(problems.errors + (problems.warnings if options.strict else []), "content errors")
+        raise BuildError(problems.errors + problems.warnings, "content errors")  # (all of them at once: the warnings too)
     return result
 
 

@@ -59,6 +59,8 @@ class _Commands(click.Group):
         except UsageError as exc:  # (from any command: how it was called, not what the site holds)
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
+        except BuildError as exc:  # (from a command that does not report problems itself: `new` outside a site)
+            _fail(exc, "Nothing was changed.")
         finally:
             if held:
                 signal.signal(signal.SIGTERM, previous)
@@ -89,7 +91,7 @@ def main() -> None:
 def _common_build_options(func):
     func = click.option("--root", type=click.Path(file_okay=False), help="Site folder (default: the current folder).")(func)
     func = click.option("--bundle", "bundles", multiple=True, metavar="NAME", help="Build only this bundle (repeatable).")(func)
-    func = click.option("--drafts", is_flag=True, help="Include drafts and embargoed pages.")(func)
+    func = click.option("--drafts", is_flag=True, help="Include drafts, embargoed and expired pages (a preview: never publish it).")(func)
     func = click.option("--strict", is_flag=True, help="Treat warnings as errors.")(func)
     func = click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes for rendering (default: CPU count).")(func)
     func = click.option("--quiet", "-q", is_flag=True, help="Print only problems (the default when not on a terminal).")(func)

@@ -277,6 +277,22 @@ def test_a_link_to_a_page_with_a_query_string_resolves_to_the_page(tmp_path):
     assert 'href="../guide/#step-1"' in (site / "build/public/guides/q/index.html").read_text()
 
 
+def test_warnings_are_reported_beside_the_errors(tmp_path):
+    """'All problems at once': the warnings of a failed run were dropped with it."""
+    site = make_site(tmp_path, {**GOOD_SITE, "content/loose/page.md": page("Loose", "public"),  # (a folder with no _index.md)
+                                BAD_PAGE: page("Bad", "examiners")})
+    result = build(site)
+    assert result.exit_code == 1
+    assert "content/guides/bad.md:3: error: unknown audience 'examiners'" in result.stderr
+    assert "content/loose: warning: folder has no _index.md" in result.stderr
+
+
+def test_a_command_run_outside_a_site_says_so_without_a_traceback(tmp_path):
+    result = run(["new", "guides/setup.md", "--root", str(tmp_path)])
+    assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit)), result.output
+    assert "sitegen.toml: error: no sitegen.toml in" in result.stderr and "sitegen init" in result.stderr
+
+
 def test_check_command_reports_the_same_errors_without_writing(tmp_path):
     site = make_site(tmp_path, {**GOOD_SITE, BAD_PAGE: page("Bad", "examiners")})
     result = run(["check", "--root", str(site), "-q"])
