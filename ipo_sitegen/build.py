@@ -264,18 +264,17 @@ def missing_anchors(rendered: dict[tuple[str, str], Rendered]) -> list[tuple[str
     that the copy of its target in the same bundle lacks: the bundles where it leads nowhere (an
     anchor in a gated block is only in the copies that show it; a public link to it would carry
     its name to a page without it)."""
-    ids: dict[int, set[str]] = {}  # id() of a rendered copy -> its heading ids, then every id in its HTML
+    headings: dict[int, set[str]] = {}  # id() of a rendered copy -> its heading ids
+    elements: dict[int, set[str]] = {}  # -> every id in its HTML, read only for a copy whose headings lack one
 
     def has(body: Rendered, fragment: str) -> bool:
-        known = ids.get(id(body))
-        if known is None:
-            known = ids[id(body)] = {token["id"] for token in _flat(body.toc)}
-        if fragment in known:
+        if id(body) not in headings:
+            headings[id(body)] = {token["id"] for token in _flat(body.toc)}
+        if fragment in headings[id(body)]:
             return True
-        if "" not in known:  # (not read yet: other ids, from the HTML, only for a target whose headings lack one)
-            known.update(unescape(found) for found in _ID.findall(body.html))
-            known.add("")
-        return fragment in known
+        if id(body) not in elements:
+            elements[id(body)] = {unescape(found) for found in _ID.findall(body.html)}
+        return fragment in elements[id(body)]
 
     missing: dict[tuple[str, str], tuple[str, str, str, str, list[str]]] = {}
     for (source, bundle), body in sorted(rendered.items()):
